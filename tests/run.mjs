@@ -1,0 +1,75 @@
+// Runs the whole test suite in Deno and in Bun, then counts both runtimes' JUnit reports into one
+// closing line "N passed, N failed" (neither runner prints one). Run by `npm test` and `.ci/run`.
+// Usage: node tests/run.mjs [--deno-only|--bun-only] [test files...]
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const args = process.argv.slice(2);
+const only = args.find((a) => a === "--deno-only" || a === "--bun-only");
+const files = args.filter((a) => !a.startsWith("--"));
+const targets = files.length ? files : ["tests/"];
+const reports = join(root, ".cache", "junit");
+mkdirSync(reports, { recursive: true });
+
+function run(cmd, argv, env = {}) {
+  const started = Date.now();
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
+  return { status: r.status ?? 1, seconds: (Date.now() - started) / 1000 };
+}
+
+// Libraries and reference tools first, so the tests find them (installs with apt where it can).
+const build = run(bin("deno"), ["run", "-A", "build.ts", "--dev"]);
+if (build.status !== 0) console.error("build.ts --dev failed; tests needing native tools will fail");
+
+function count(xmlPath) {
+  if (!existsSync(xmlPath)) return null;
+  const xml = readFileSync(xmlPath, "utf8");
+  let passed = 0, failed = 0, skipped = 0;
+  // Leaf test cases only: either self-closing or with a body that we inspect for failure / skipped.
+  const re = /<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const m of xml.matchAll(re)) {
+    const body = m[2] ?? "";
+    if (/<(failure|error)\b/.test(body)) failed++;
+    else if (/<skipped\b/.test(body)) skipped++;
+    else passed++;
+  }
+  return { passed, failed, skipped };
+}
+
+const results = [];
+if (only !== "--bun-only") {
+  const xml = join(reports, "deno.xml");
+  rmSync(xml, { force: true });
+  const r = run(bin("deno"), ["test", "-A", "--no-check", "--reporter=dot", `--junit-path=${xml}`, ...targets]);
+  results.push({ runtime: "deno", ...r, counts: count(xml) });
+}
+if (only !== "--deno-only") {
+  const xml = join(reports, "bun.xml");
+  rmSync(xml, { force: true });
+  const r = run(bin("bun"), ["test", "--reporter=junit", `--reporter-outfile=${xml}`, ...targets.map((t) => t.startsWith("./") ? t : `./${t}`)]);
+  results.push({ runtime: "bun", ...r, counts: count(xml) });
+}
+
+let passed = 0, failed = 0, skipped = 0;
+for (const r of results) {
+  if (!r.counts) {
+    console.log(`${r.runtime}: no JUnit report (exit ${r.status}) after ${r.seconds.toFixed(0)} s: counted as 1 failure`);
+    failed++;
+    continue;
+  }
+  // A runner that crashed after writing its report still fails the run.
+  const crashed = r.status !== 0 && r.counts.failed === 0;
+  console.log(
+    `${r.runtime}: ${r.counts.passed} passed, ${r.counts.failed} failed, ${r.counts.skipped} skipped in ${r.seconds.toFixed(0)} s` +
+      (crashed ? ` (runner exited ${r.status}: counted as 1 failure)` : ""),
+  );
+  passed += r.counts.passed;
+  failed += r.counts.failed + (crashed ? 1 : 0);
+  skipped += r.counts.skipped;
+}
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed > 0 ? 1 : 0);
