@@ -1,0 +1,142 @@
+/**
+ * Finds and opens the native libraries: the environment override first, then `./build/`, then the
+ * system's names for each supported soname. A failure lists every path tried and why, and says how to
+ * install the library.
+ * @module
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { EncoderError } from "../lib/errors.ts";
+import { ffiRuntime } from "./runtime/mod.ts";
+import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
+import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/svt_av1.ts";
+import {
+  type LibraryVersion,
+  parseSvtVersion,
+  SUPPORTED_SVT_AV1,
+  type SvtAv1Layout,
+  svtAv1LayoutFor,
+} from "./layouts/svt_av1.ts";
+
+/** The project's own `build/` folder, where a locally built library may be placed. */
+export const BUILD_DIR: string = fileURLToPath(new URL("../build/", import.meta.url));
+
+/** One place the loader looked, and what it found there. */
+export interface LoadAttempt {
+  path: string;
+  error: string;
+}
+
+/** Where a library was found, its version and the layouts chosen for it. */
+export interface SvtAv1Location {
+  path: string;
+  version: LibraryVersion;
+  layout: SvtAv1Layout;
+}
+
+/** Options of {@linkcode locateSvtAv1}. */
+export interface LocateOptions {
+  /** Use exactly this file (like `SVTAV1_LIB_PATH`); nothing else is tried. */
+  libraryPath?: string;
+  /** Environment to read overrides from; defaults to the process environment. */
+  env?: Record<string, string | undefined>;
+}
+
+/** Sonames of SVT-AV1's encoder library, newest major first. */
+export const SVT_AV1_SONAMES = [
+  "libSvtAv1Enc.so.4",
+  "libSvtAv1Enc.so.3",
+  "libSvtAv1Enc.so.2",
+  "libSvtAv1Enc.so.1",
+  "libSvtAv1Enc.so",
+];
+
+const SYSTEM_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"];
+
+function processEnv(): Record<string, string | undefined> {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+}
+
+/**
+ * The candidate paths for a library, in order: an explicit override (alone), then files in `./build/`
+ * matching the sonames, then the sonames themselves (found by the dynamic linker).
+ */
+export function candidatePaths(sonames: string[], override: string | undefined): string[] {
+  if (override) return [override];
+  const out: string[] = [];
+  if (existsSync(BUILD_DIR)) {
+    const files = readdirSync(BUILD_DIR);
+    for (const soname of sonames) {
+      for (const f of files) if (f === soname || f.startsWith(soname + ".")) out.push(join(BUILD_DIR, f));
+    }
+  }
+  for (const soname of sonames) {
+    const inSystem = SYSTEM_DIRS.map((d) => join(d, soname)).find((p) => existsSync(p));
+    out.push(inSystem ?? soname);
+  }
+  return [...new Set(out)];
+}
+
+function describe(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split("\n")[0].slice(0, 300);
+}
+
+/** How to get SVT-AV1 onto this machine. */
+export const SVT_AV1_INSTALL_HINT =
+  "Install it with `sudo apt-get install libsvtav1enc1` (Debian/Ubuntu) or `npm run build`, or set SVTAV1_LIB_PATH to the path of libSvtAv1Enc.so";
+
+function failure(code: "LIBRARY_NOT_FOUND" | "LIBRARY_UNSUPPORTED", tried: LoadAttempt[]): EncoderError {
+  const list = tried.map((t) => `  ${t.path}: ${t.error}`).join("\n");
+  const head = code === "LIBRARY_NOT_FOUND"
+    ? "SVT-AV1 library (libSvtAv1Enc) not found"
+    : `No supported SVT-AV1 library found (supported: ${SUPPORTED_SVT_AV1})`;
+  return new EncoderError(code, `${head}. Tried:\n${list}\n${SVT_AV1_INSTALL_HINT}.`, { library: "svt-av1" });
+}
+
+const located = new Map<string, SvtAv1Location>();
+
+/** Finds a supported SVT-AV1 library and reads its version, without keeping it open. */
+export async function locateSvtAv1(options: LocateOptions = {}): Promise<SvtAv1Location> {
+  const env = options.env ?? processEnv();
+  const override = options.libraryPath ?? env.SVTAV1_LIB_PATH;
+  const key = override ?? "";
+  const hit = located.get(key);
+  if (hit) return hit;
+  const rt = await ffiRuntime();
+  const tried: LoadAttempt[] = [];
+  let sawUnsupported = false;
+  for (const path of candidatePaths(SVT_AV1_SONAMES, override)) {
+    let lib: NativeLibrary<typeof svtAv1VersionSymbols>;
+    try {
+      lib = rt.open(path, svtAv1VersionSymbols);
+    } catch (e) {
+      tried.push({ path, error: describe(e) });
+      continue;
+    }
+    try {
+      const text = rt.readCString(lib.symbols.svt_av1_get_version());
+      const version = parseSvtVersion(text);
+      const layout = version && svtAv1LayoutFor(version);
+      if (!version || !layout) {
+        sawUnsupported = true;
+        tried.push({ path, error: `version ${JSON.stringify(text)} is not supported` });
+        continue;
+      }
+      const found = { path, version, layout };
+      located.set(key, found);
+      return found;
+    } finally {
+      lib.close();
+    }
+  }
+  throw failure(sawUnsupported ? "LIBRARY_UNSUPPORTED" : "LIBRARY_NOT_FOUND", tried);
+}
+
+/** Opens SVT-AV1 at a located path with the symbol table of its version. */
+export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location) {
+  return where.layout.initHandleHasAppData
+    ? { kind: 1 as const, lib: rt.open(where.path, svtAv1Symbols1) }
+    : { kind: 3 as const, lib: rt.open(where.path, svtAv1Symbols3) };
+}

@@ -1,0 +1,73 @@
+/**
+ * The one small interface the rest of the project sees of a JavaScript runtime's FFI. `deno.ts` and
+ * `bun.ts` implement it; nothing outside `ffi/` touches `Deno.dlopen` or `bun:ffi`.
+ *
+ * Native addresses cross this interface as `bigint` (0n is NULL) so that Deno's pointer objects and Bun's
+ * numbers never leak into the code above.
+ * @module
+ */
+
+/** Neutral C types of a symbol table. `buffer` is a typed array passed by address for the call. */
+export type NativeType =
+  | "void"
+  | "u8"
+  | "i32"
+  | "u32"
+  | "i64"
+  | "u64"
+  | "usize"
+  | "f64"
+  | "pointer"
+  | "buffer";
+
+/** One C function: parameter and result types. */
+export interface NativeFunction {
+  readonly parameters: readonly NativeType[];
+  readonly result: NativeType;
+  /** A symbol only some library versions have. */
+  readonly optional?: boolean;
+}
+
+/** A library's symbol table. */
+export type SymbolTable = Readonly<Record<string, NativeFunction>>;
+
+type JsArg<T extends NativeType> = T extends "buffer" ? ArrayBufferView | null
+  : T extends "pointer" ? bigint
+  : T extends "u64" | "i64" | "usize" ? bigint | number
+  : number;
+
+type JsResult<T extends NativeType> = T extends "void" ? void
+  : T extends "pointer" | "u64" | "i64" | "usize" ? bigint
+  : number;
+
+type JsArgs<P extends readonly NativeType[]> = { [K in keyof P]: P[K] extends NativeType ? JsArg<P[K]> : never };
+
+/** The callable functions of an opened library, typed from its table. */
+export type BoundSymbols<S extends SymbolTable> = {
+  [K in keyof S]: (...args: JsArgs<S[K]["parameters"]>) => JsResult<S[K]["result"]>;
+};
+
+/** An opened shared library. */
+export interface NativeLibrary<S extends SymbolTable> {
+  readonly path: string;
+  readonly symbols: BoundSymbols<S>;
+  close(): void;
+}
+
+/** What the project needs of a runtime's FFI. */
+export interface FfiRuntime {
+  readonly name: "deno" | "bun";
+  /** dlopen `path` and bind the symbols of `table` (missing optional symbols are left out). */
+  open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S>;
+  /** Address of a typed array's first byte; the caller keeps the array alive while native code uses it. */
+  addressOf(view: ArrayBufferView): bigint;
+  readU8(address: bigint, offset: number): number;
+  readU32(address: bigint, offset: number): number;
+  readI32(address: bigint, offset: number): number;
+  readU64(address: bigint, offset: number): bigint;
+  readF64(address: bigint, offset: number): number;
+  /** A new Uint8Array holding a copy of `length` native bytes (its own ArrayBuffer, transferable). */
+  copyOut(address: bigint, offset: number, length: number): Uint8Array;
+  /** A NUL-terminated C string. */
+  readCString(address: bigint): string;
+}

@@ -1,0 +1,42 @@
+/**
+ * Messages between an encoder object on the caller's thread and the Worker that owns the native encoder.
+ * Frame and packet bytes are transferred, never copied, across the boundary.
+ * @module
+ */
+import type { EncoderErrorCode } from "../errors.ts";
+
+/** Caller → worker. */
+export type ToWorker =
+  | { t: "init"; config: unknown }
+  | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean }
+  | { t: "flush" }
+  | { t: "close" };
+
+/** One encoded packet as the worker posts it. Packets are in decode order, one per shown frame. */
+export interface WorkerPacket {
+  data: Uint8Array;
+  keyFrame: boolean;
+}
+
+/** Worker → caller. */
+export type FromWorker =
+  | { t: "ready"; sequenceHeader: Uint8Array; version: string }
+  | { t: "accepted"; id: number }
+  | { t: "packets"; packets: WorkerPacket[] }
+  | { t: "flushed" }
+  | { t: "closed" }
+  | { t: "error"; code: EncoderErrorCode; message: string };
+
+/** What a backend does inside its worker. Calls may block: they run on the worker's own thread. */
+export interface WorkerBackend {
+  /** Opens the library and creates the encoder; returns the sequence header and library version. */
+  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string }>;
+  /** Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. */
+  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void): void;
+  /** Collects packets that are ready without blocking. */
+  poll(emit: (p: WorkerPacket) => void): void;
+  /** Signals end of stream and blocks until every packet is out. */
+  finish(emit: (p: WorkerPacket) => void): void;
+  /** Frees the native encoder. */
+  close(): void;
+}

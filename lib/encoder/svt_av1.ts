@@ -1,0 +1,221 @@
+/**
+ * {@linkcode SvtAv1Encoder}: AV1 encoding with SVT-AV1, its blocking calls on a Worker.
+ * @module
+ */
+import { locateSvtAv1 } from "../../ffi/load.ts";
+import { EncoderError } from "../errors.ts";
+import { type ChromaSampling, frameByteLength, type Rational, type VideoInfo } from "../types.ts";
+import type { SvtAv1WorkerConfig } from "./svt_av1_worker.ts";
+import { type HostOptions, WorkerEncoder } from "./worker_encoder.ts";
+import { checkCommonConfig, type CommonConfig } from "./config.ts";
+
+/** Settings of an SVT-AV1 encoder. Names shared with rav1e mean the same there. */
+export interface SvtAv1Config extends CommonConfig, HostOptions {
+  /** Speed/quality trade-off, -2 (slowest) to 13 (fastest). Library default 10. */
+  preset?: number;
+  /** Constant rate factor 1 to 63 (SvtAv1EncApp `--crf`). The library default is CRF 35. */
+  crf?: number;
+  /** Constant QP 1 to 63 without adaptive quantisation (SvtAv1EncApp `--rc 0 --aq-mode 0 --qp`). */
+  qp?: number;
+  /** Target bitrate in kbit/s; VBR unless `rateControl: "cbr"`. */
+  bitrate?: number;
+  /** Rate control for `bitrate`: "vbr" (default) or "cbr" (needs `lowDelay`). */
+  rateControl?: "vbr" | "cbr";
+  /** Maximum bitrate in kbit/s for capped CRF (SvtAv1EncApp `--mbr`). */
+  maxBitrate?: number;
+  /** Low-delay prediction (no frame reordering) instead of random access: for live streams. */
+  lowDelay?: boolean;
+  /**
+   * Allow `encode(frame, { keyFrame: true })` and `requestKeyFrame()`. SVT-AV1 1.4 honours forced key
+   * frames only with `enable-force-key-frames=1`, closed-GOP key frames (`irefresh-type=2`), CRF or CQP
+   * and random access; this sets the first two. 1.8 and later need nothing. Default: false on 1.4-1.7
+   * (the settings change the bitstream), true on later versions.
+   */
+  forceKeyFrames?: boolean;
+  /** Any other SvtAv1EncApp long option, passed to `svt_av1_enc_parse_parameter` after the others. */
+  params?: Record<string, string | number | boolean>;
+  /** Use exactly this libSvtAv1Enc file (overrides SVTAV1_LIB_PATH). */
+  libraryPath?: string;
+}
+
+const int = (v: unknown) => typeof v === "number" && Number.isInteger(v);
+
+function range(name: string, v: number | undefined, lo: number, hi: number) {
+  if (v === undefined) return;
+  if (!int(v) || v < lo || v > hi) {
+    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 ${name} must be an integer from ${lo} to ${hi}, got ${v}`, {
+      library: "svt-av1",
+    });
+  }
+}
+
+/**
+ * Checks a configuration and turns it into `parse_parameter` pairs in the order SvtAv1EncApp applies
+ * them, so that equal settings give equal bitstreams.
+ */
+export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean): [string, string][] {
+  const chroma: ChromaSampling = config.chroma ?? "420";
+  if (chroma !== "420") {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `SVT-AV1 encodes 4:2:0 only, got ${chroma}: convert the input to 4:2:0 or use the rav1e backend`,
+      { library: "svt-av1" },
+    );
+  }
+  const bitDepth = config.bitDepth ?? 8;
+  if (bitDepth !== 8 && bitDepth !== 10) {
+    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 bit depth must be 8 or 10, got ${bitDepth}`, {
+      library: "svt-av1",
+    });
+  }
+  if (config.width < 64 || config.height < 64) {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `SVT-AV1 needs at least 64x64 pixels, got ${config.width}x${config.height}: scale the input up or pad it`,
+      { library: "svt-av1" },
+    );
+  }
+  range("preset", config.preset, -2, 13);
+  range("crf", config.crf, 1, 63);
+  range("qp", config.qp, 1, 63);
+  range("bitrate (kbps)", config.bitrate, 1, 100_000);
+  range("maxBitrate (kbps)", config.maxBitrate, 1, 100_000);
+  range("keyint", config.keyint, -2, 65535);
+  range("threads", config.threads, 0, 1024);
+  const modes = [config.crf, config.qp, config.bitrate].filter((v) => v !== undefined).length;
+  if (modes > 1) {
+    throw new EncoderError("INVALID_CONFIG", "Choose one of crf, qp or bitrate, not several", {
+      library: "svt-av1",
+    });
+  }
+  if (config.rateControl === "cbr" && !config.lowDelay) {
+    throw new EncoderError("INVALID_CONFIG", "SVT-AV1 CBR needs lowDelay: true (low-delay prediction)", {
+      library: "svt-av1",
+    });
+  }
+  if (config.rateControl && config.bitrate === undefined) {
+    throw new EncoderError("INVALID_CONFIG", `rateControl "${config.rateControl}" needs a bitrate`, {
+      library: "svt-av1",
+    });
+  }
+  if (config.forceKeyFrames && keyPictureNeedsFlag) {
+    if (config.bitrate !== undefined || config.lowDelay) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        "SVT-AV1 1.4 can force key frames only with crf or qp and random access: drop bitrate/lowDelay or forceKeyFrames",
+        { library: "svt-av1" },
+      );
+    }
+    if (config.keyint === -1) {
+      throw new EncoderError("INVALID_CONFIG", "SVT-AV1 1.4 cannot force key frames with keyint -1", {
+        library: "svt-av1",
+      });
+    }
+  }
+
+  const p: [string, string][] = [
+    ["width", String(config.width)],
+    ["height", String(config.height)],
+    ["input-depth", String(bitDepth)],
+    ["fps-num", String(config.fps.num)],
+    ["fps-denom", String(config.fps.den)],
+  ];
+  if (config.preset !== undefined) p.push(["preset", String(config.preset)]);
+  if (config.lowDelay) p.push(["pred-struct", "1"]);
+  if (config.crf !== undefined) p.push(["crf", String(config.crf)]);
+  if (config.qp !== undefined) p.push(["rc", "0"], ["aq-mode", "0"], ["qp", String(config.qp)]);
+  if (config.bitrate !== undefined) {
+    p.push(["rc", config.rateControl === "cbr" ? "2" : "1"], ["tbr", String(config.bitrate)]);
+  }
+  if (config.maxBitrate !== undefined) p.push(["mbr", String(config.maxBitrate)]);
+  if (config.keyint !== undefined) p.push(["keyint", String(config.keyint)]);
+  if (config.threads !== undefined) p.push(["lp", String(config.threads)]);
+  if (config.forceKeyFrames && keyPictureNeedsFlag) {
+    p.push(["enable-force-key-frames", "1"], ["irefresh-type", "2"]);
+  }
+  for (const [key, value] of Object.entries(config.params ?? {})) {
+    if (!/^[a-z0-9][a-z0-9-]*$/i.test(key)) {
+      throw new EncoderError("UNKNOWN_PARAMETER", `Unknown SVT-AV1 parameter '${key}': use a long option name such as "film-grain"`, {
+        library: "svt-av1",
+      });
+    }
+    const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
+    if (text.includes("\0")) {
+      throw new EncoderError("INVALID_CONFIG", `SVT-AV1 parameter '${key}' has a NUL byte in its value`, {
+        library: "svt-av1",
+      });
+    }
+    p.push([key, text]);
+  }
+  return p;
+}
+
+/**
+ * An AV1 encoder over SVT-AV1. `encode()` resolves when SVT-AV1 has accepted the frame, which is the
+ * backpressure; `packets()` yields encoded temporal units; `flush()` ends the stream.
+ *
+ * @example
+ * ```ts
+ * import { SvtAv1Encoder, testSource } from "./mod.ts";
+ * const input = testSource({ width: 320, height: 240, frames: 10 });
+ * await using enc = await SvtAv1Encoder.create({ ...input.info, preset: 12, crf: 40 });
+ * const pump = (async () => {
+ *   for await (const frame of input.frames()) await enc.encode(frame);
+ *   await enc.flush();
+ * })();
+ * let bytes = 0;
+ * for await (const packet of enc.packets()) bytes += packet.data.byteLength;
+ * await pump;
+ * console.log(`${bytes} bytes`);
+ * ```
+ */
+export class SvtAv1Encoder extends WorkerEncoder {
+  #forceKeyFrames: boolean;
+  #keyPictureNeedsFlag: boolean;
+
+  private constructor(info: VideoInfo, frameSize: number, config: SvtAv1Config, force: boolean, needs: boolean) {
+    super({
+      codec: "svt-av1",
+      library: "svt-av1",
+      workerUrl: new URL("./svt_av1_worker.ts", import.meta.url),
+      info,
+      frameSize,
+      initConfig: undefined,
+      options: config,
+    });
+    this.#forceKeyFrames = force;
+    this.#keyPictureNeedsFlag = needs;
+  }
+
+  /** Checks the configuration, loads SVT-AV1 and starts an encoder on a worker thread. */
+  static async create(config: SvtAv1Config): Promise<SvtAv1Encoder> {
+    const info = checkCommonConfig(config, "svt-av1");
+    const location = await locateSvtAv1({ libraryPath: config.libraryPath });
+    const needs = location.layout.keyPictureNeedsFlag;
+    const force = config.forceKeyFrames ?? !needs;
+    const params = svtAv1Params({ ...config, forceKeyFrames: force }, needs);
+    const frameSize = frameByteLength(info);
+    const enc = new SvtAv1Encoder(info, frameSize, config, force, needs);
+    const init: SvtAv1WorkerConfig = {
+      location,
+      params,
+      width: info.width,
+      height: info.height,
+      bitDepth: info.bitDepth,
+      chroma: info.chroma,
+      frameBytes: frameSize,
+    };
+    await enc.start(init);
+    return enc;
+  }
+
+  protected keyFramesSupported(): boolean {
+    return this.#forceKeyFrames || !this.#keyPictureNeedsFlag;
+  }
+
+  protected keyFrameHint(): string {
+    return "This SVT-AV1 version forces key frames only when the encoder is created with forceKeyFrames: true";
+  }
+}
+
+export type { Rational };

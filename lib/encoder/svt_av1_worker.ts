@@ -1,0 +1,242 @@
+/**
+ * Worker entry that owns one SVT-AV1 encoder. `send_picture` blocks while SVT's input pool is full and
+ * `get_packet(…, 1)` blocks until a packet exists, so both run here, never on the caller's thread. The
+ * order of calls mirrors SvtAv1EncApp: send a picture, then collect ready packets without blocking.
+ * @module
+ */
+import { ffiRuntime } from "../../ffi/runtime/mod.ts";
+import type { FfiRuntime } from "../../ffi/runtime/types.ts";
+import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
+import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
+import { EncoderError } from "../errors.ts";
+import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
+import { serveEncoder } from "./worker_serve.ts";
+import { demoteRealtimeThreads, threadIds } from "./realtime_threads.ts";
+
+/** What the caller's side sends to set the encoder up. */
+export interface SvtAv1WorkerConfig {
+  location: SvtAv1Location;
+  /** `svt_av1_enc_parse_parameter` pairs, in order. */
+  params: [string, string][];
+  width: number;
+  height: number;
+  bitDepth: number;
+  chroma: "420" | "422" | "444" | "mono";
+  frameBytes: number;
+}
+
+const cstr = (s: string) => new TextEncoder().encode(s + "\0");
+const hex = (n: number) => "0x" + (n >>> 0).toString(16);
+
+class SvtAv1Backend implements WorkerBackend {
+  #rt!: FfiRuntime;
+  #lib!: ReturnType<typeof openSvtAv1>["lib"];
+  #cfg!: SvtAv1WorkerConfig;
+  #handle = 0n;
+  #config!: Uint8Array; // EbSvtAv1EncConfiguration, kept alive with the handle
+  #inHeader!: Uint8Array;
+  #inView!: DataView;
+  #io!: Uint8Array;
+  #ioView!: DataView;
+  #out = new Uint8Array(8); // EbBufferHeaderType** for get_packet / release
+  #outView = new DataView(this.#out.buffer);
+  #sentPictures = 0;
+  #eosSent = false;
+  #eosSeen = false;
+  #initialized = false;
+
+  #check(status: number, what: string) {
+    if (status !== SvtStatus.ok) {
+      throw new EncoderError("NATIVE_ERROR", `SVT-AV1 ${what} failed with status ${hex(status)}`, {
+        library: "svt-av1",
+      });
+    }
+  }
+
+  async init(raw: unknown) {
+    const cfg = raw as SvtAv1WorkerConfig;
+    this.#cfg = cfg;
+    this.#rt = await ffiRuntime();
+    const opened = openSvtAv1(this.#rt, cfg.location);
+    this.#lib = opened.lib;
+    const s = this.#lib.symbols;
+    const layout = cfg.location.layout;
+    this.#config = new Uint8Array(layout.configBytes);
+    const handleOut = new Uint8Array(8);
+    const before = threadIds();
+    const status = opened.kind === 1
+      ? opened.lib.symbols.svt_av1_enc_init_handle(handleOut, 0n, this.#config)
+      : opened.lib.symbols.svt_av1_enc_init_handle(handleOut, this.#config);
+    this.#check(status, "init_handle");
+    this.#handle = new DataView(handleOut.buffer).getBigUint64(0, true);
+    if (this.#handle === 0n) throw new EncoderError("NATIVE_ERROR", "SVT-AV1 init_handle returned no handle");
+    for (const [key, value] of cfg.params) {
+      const st = s.svt_av1_enc_parse_parameter(this.#config, cstr(key), cstr(value));
+      if (st === SvtStatus.badParameter) {
+        // 1.x returns BadParameter for an unknown key and for a bad value alike; a key that fails with
+        // every value is unknown.
+        const known = ["0", "1", "-1"].some((v) =>
+          s.svt_av1_enc_parse_parameter(new Uint8Array(layout.configBytes), cstr(key), cstr(v)) === 0
+        );
+        this.#release();
+        throw known
+          ? new EncoderError("INVALID_CONFIG", `SVT-AV1 rejected ${key}=${value}: check the value's range`, {
+            library: "svt-av1",
+          })
+          : new EncoderError(
+            "UNKNOWN_PARAMETER",
+            `Unknown SVT-AV1 parameter '${key}': use a long option name of SvtAv1EncApp without the dashes`,
+            { library: "svt-av1" },
+          );
+      }
+      if (st !== SvtStatus.ok) {
+        this.#release();
+        this.#check(st, `parse_parameter(${key}=${value})`);
+      }
+    }
+    const set = s.svt_av1_enc_set_parameter(this.#handle, this.#config);
+    if (set !== SvtStatus.ok) {
+      this.#release();
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `SVT-AV1 rejected the configuration (status ${hex(set)}); its reason is printed on stderr. ` +
+          `Settings: ${cfg.params.map(([k, v]) => `${k}=${v}`).join(" ")}`,
+        { library: "svt-av1" },
+      );
+    }
+    const init = s.svt_av1_enc_init(this.#handle);
+    if (init !== SvtStatus.ok) {
+      this.#release();
+      this.#check(init, "init");
+    }
+    this.#initialized = true;
+    demoteRealtimeThreads(this.#rt, before);
+
+    const headerOut = new Uint8Array(8);
+    this.#check(s.svt_av1_enc_stream_header(this.#handle, headerOut), "stream_header");
+    const hdr = new DataView(headerOut.buffer).getBigUint64(0, true);
+    const bh = layout.bufferHeader;
+    const len = this.#rt.readU32(hdr, bh.nFilledLen);
+    const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
+    s.svt_av1_enc_stream_header_release(hdr);
+
+    this.#prepareInput();
+    return { sequenceHeader, version: cfg.location.version.text };
+  }
+
+  /** Builds the reusable input header and picture descriptor. */
+  #prepareInput() {
+    const { layout } = this.#cfg.location;
+    const bh = layout.bufferHeader;
+    const io = layout.ioFormat;
+    this.#inHeader = new Uint8Array(bh.size);
+    this.#inView = new DataView(this.#inHeader.buffer);
+    this.#io = new Uint8Array(io.size);
+    this.#ioView = new DataView(this.#io.buffer);
+    const { width, height, bitDepth, chroma } = this.#cfg;
+    const cw = chroma === "444" ? width : (width + 1) >> 1;
+    this.#ioView.setUint32(io.yStride, width, true);
+    this.#ioView.setUint32(io.cbStride, chroma === "mono" ? 0 : cw, true);
+    this.#ioView.setUint32(io.crStride, chroma === "mono" ? 0 : cw, true);
+    if (io.width !== undefined) this.#ioView.setUint32(io.width, width, true);
+    if (io.height !== undefined) this.#ioView.setUint32(io.height, height, true);
+    const fmt = { "420": SvtColorFormat.yuv420, "422": SvtColorFormat.yuv422, "444": SvtColorFormat.yuv444 };
+    if (io.colorFmt !== undefined) {
+      this.#ioView.setUint32(io.colorFmt, chroma === "mono" ? SvtColorFormat.yuv400 : fmt[chroma], true);
+    }
+    if (io.bitDepth !== undefined) this.#ioView.setUint32(io.bitDepth, bitDepth, true);
+    this.#inView.setUint32(0, bh.size, true);
+  }
+
+  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void) {
+    const { layout } = this.#cfg.location;
+    const bh = layout.bufferHeader;
+    const io = layout.ioFormat;
+    const { width, height, bitDepth, chroma } = this.#cfg;
+    const bps = bitDepth > 8 ? 2 : 1;
+    const base = this.#rt.addressOf(data);
+    const lumaBytes = width * height * bps;
+    const chromaBytes = chroma === "mono" ? 0 : (this.#cfg.frameBytes - lumaBytes) / 2;
+    this.#ioView.setBigUint64(io.luma, base, true);
+    this.#ioView.setBigUint64(io.cb, base + BigInt(lumaBytes), true);
+    this.#ioView.setBigUint64(io.cr, base + BigInt(lumaBytes + chromaBytes), true);
+    const v = this.#inView;
+    v.setBigUint64(bh.pBuffer, this.#rt.addressOf(this.#io), true);
+    v.setUint32(bh.nFilledLen, data.byteLength, true);
+    v.setUint32(bh.nAllocLen, data.byteLength, true);
+    v.setBigInt64(bh.pts, BigInt(this.#sentPictures), true);
+    v.setBigInt64(bh.dts, BigInt(this.#sentPictures), true);
+    v.setUint32(bh.picType, keyFrame ? SvtPictureType.key : SvtPictureType.invalid, true);
+    v.setUint32(bh.flags, 0, true);
+    // Blocks while SVT's input pool is full; SVT copies the planes before it returns, so `data` and the
+    // descriptors only need to live through the call (they are referenced here until then).
+    this.#check(this.#lib.symbols.svt_av1_enc_send_picture(this.#handle, this.#inHeader), "send_picture");
+    this.#sentPictures++;
+    this.poll(emit);
+  }
+
+  /** Reads one packet; returns false when the queue was empty. */
+  #receive(block: boolean, emit: (p: WorkerPacket) => void): boolean {
+    const st = this.#lib.symbols.svt_av1_enc_get_packet(this.#handle, this.#out, block ? 1 : 0);
+    if (st === SvtStatus.noErrorEmptyQueue) return false;
+    this.#check(st, "get_packet");
+    const bh = this.#cfg.location.layout.bufferHeader;
+    const hdr = this.#outView.getBigUint64(0, true);
+    const len = this.#rt.readU32(hdr, bh.nFilledLen);
+    const flags = this.#rt.readU32(hdr, bh.flags);
+    const picType = this.#rt.readU32(hdr, bh.picType);
+    // Copy the bytes out before SVT gets its buffer back.
+    const data = len > 0 ? this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len) : undefined;
+    this.#lib.symbols.svt_av1_enc_release_out_buffer(this.#out);
+    if (data) emit({ data, keyFrame: picType === SvtPictureType.key });
+    if (flags & SvtBufferFlag.endOfStream) this.#eosSeen = true;
+    return true;
+  }
+
+  poll(emit: (p: WorkerPacket) => void) {
+    if (this.#eosSeen || this.#sentPictures === 0) return;
+    while (!this.#eosSeen && this.#receive(false, emit));
+  }
+
+  #sendEos() {
+    const bh = this.#cfg.location.layout.bufferHeader;
+    const eos = new Uint8Array(bh.size);
+    const v = new DataView(eos.buffer);
+    v.setUint32(0, bh.size, true);
+    v.setUint32(bh.picType, SvtPictureType.invalid, true);
+    v.setUint32(bh.flags, SvtBufferFlag.endOfStream, true);
+    this.#check(this.#lib.symbols.svt_av1_enc_send_picture(this.#handle, eos), "send_picture(EOS)");
+    this.#eosSent = true;
+  }
+
+  finish(emit: (p: WorkerPacket) => void) {
+    if (this.#eosSeen) return;
+    // SVT-AV1 1.4.1 hangs in get_packet after EOS (and in deinit) when no picture was ever sent: a stream
+    // of zero frames has no packets, so skip the handshake and let close() deal with the encoder.
+    if (this.#sentPictures === 0) return;
+    if (!this.#eosSent) this.#sendEos();
+    while (!this.#eosSeen) this.#receive(true, emit);
+  }
+
+  close() {
+    if (this.#initialized) {
+      // deinit on 1.4.1 hangs unless the encoder saw a picture and an EOS: give it a blank picture to
+      // finish if it never had one, and drain what is left, dropping the packets.
+      if (this.#sentPictures === 0) {
+        this.send(new Uint8Array(this.#cfg.frameBytes), false, () => {});
+      }
+      if (!this.#eosSeen) this.finish(() => {});
+      this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
+    }
+    this.#release();
+  }
+
+  #release() {
+    if (this.#handle !== 0n) this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
+    this.#handle = 0n;
+    this.#initialized = false;
+    this.#lib?.close();
+  }
+}
+
+serveEncoder(new SvtAv1Backend());

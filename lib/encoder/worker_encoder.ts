@@ -1,0 +1,338 @@
+/**
+ * The caller's side of an encoder whose native calls run in a Worker: ordering, backpressure, timestamps,
+ * the packet iterator and the life cycle shared by both backends.
+ * @module
+ */
+import { EncoderError } from "../errors.ts";
+import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
+import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
+
+/** Options every backend shares for how it talks to its worker. */
+export interface HostOptions {
+  /**
+   * How many encoded packets may wait for the `packets()` consumer before `encode()` stops resolving.
+   * Default 32. This is what holds a producer back when nobody reads the output.
+   */
+  maxQueuedPackets?: number;
+}
+
+interface Pending {
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+type State = "open" | "flushing" | "flushed" | "closed" | "failed";
+
+/** What a backend tells the host about itself. */
+export interface HostSetup {
+  codec: "svt-av1" | "rav1e";
+  library: "svt-av1" | "rav1e";
+  workerUrl: URL;
+  info: VideoInfo;
+  frameSize: number;
+  initConfig: unknown;
+  options: HostOptions;
+}
+
+/** Base of {@linkcode SvtAv1Encoder} and {@linkcode Rav1eEncoder}. */
+export abstract class WorkerEncoder implements Encoder {
+  readonly codec: "svt-av1" | "rav1e";
+  readonly info: VideoInfo;
+  readonly frameSize: number;
+  #library: "svt-av1" | "rav1e";
+  #worker: Worker;
+  #state: State = "open";
+  #error: EncoderError | undefined;
+  #sequenceHeader = new Uint8Array(0);
+  #version = "";
+  #nextId = 0;
+  #accepted = new Map<number, Pending>();
+  #timestamps: { timestamp: number; duration: number }[] = [];
+  #framesIn = 0;
+  #packetsOut = 0;
+  #queue: Packet[] = [];
+  #maxQueued: number;
+  #spaceWaiters: (() => void)[] = [];
+  #packetWaiter: Pending | undefined;
+  #iterating = false;
+  #flushWaiter: Pending | undefined;
+  #closeWaiter: Pending | undefined;
+  #readyWaiter: Pending | undefined;
+  #closing: Promise<void> | undefined;
+  #keyFrameRequested = false;
+  #workerDead = false;
+
+  protected constructor(setup: HostSetup) {
+    this.codec = setup.codec;
+    this.#library = setup.library;
+    this.info = setup.info;
+    this.frameSize = setup.frameSize;
+    this.#maxQueued = Math.max(1, setup.options.maxQueuedPackets ?? 32);
+    this.#worker = new Worker(setup.workerUrl.href, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault?.();
+      this.#workerDead = true;
+      this.#fail(new EncoderError("WORKER_ERROR", `The ${this.codec} encoder worker failed: ${e.message}`));
+    };
+  }
+
+  /** Starts the worker's encoder; resolves once it is ready or rejects with its error. */
+  protected start(initConfig: unknown): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#readyWaiter = { resolve, reject };
+      this.#post({ t: "init", config: initConfig });
+    }).catch(async (e) => {
+      this.#worker.terminate();
+      this.#state = "closed";
+      throw e;
+    });
+  }
+
+  get fps(): Rational {
+    return this.info.fps;
+  }
+
+  /** The library version string, e.g. "v1.4.1". */
+  get version(): string {
+    return this.#version;
+  }
+
+  get closed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Frames accepted so far. */
+  get framesEncoded(): number {
+    return this.#framesIn;
+  }
+
+  sequenceHeader(): Uint8Array {
+    return this.#sequenceHeader.slice();
+  }
+
+  /** Whether this backend can force a key frame with the current settings. */
+  protected abstract keyFramesSupported(): boolean;
+
+  /** Why key frames cannot be forced, for the error message. */
+  protected abstract keyFrameHint(): string;
+
+  requestKeyFrame(): void {
+    this.#keyFrameRequested = true;
+  }
+
+  #post(msg: ToWorker, transfer: Transferable[] = []) {
+    this.#worker.postMessage(msg, transfer);
+  }
+
+  #usable(what: string) {
+    if (this.#state === "closed") {
+      throw new EncoderError("CLOSED", `Cannot ${what}: the ${this.codec} encoder is closed; create a new one`, {
+        library: this.#library,
+      });
+    }
+    if (this.#state === "failed") throw this.#error!;
+  }
+
+  async encode(frame: Frame, options: EncodeOptions & { transfer?: boolean } = {}): Promise<void> {
+    this.#usable("encode");
+    if (this.#state !== "open") {
+      throw new EncoderError(
+        "INVALID_STATE",
+        `Cannot encode after flush(): the ${this.codec} stream has ended; create a new encoder for more frames`,
+        { library: this.#library },
+      );
+    }
+    const data = frame?.data;
+    if (!(data instanceof Uint8Array)) {
+      throw new EncoderError("INVALID_FRAME", "Frame data must be a Uint8Array of planar YUV samples", {
+        library: this.#library,
+      });
+    }
+    if (data.byteLength !== this.frameSize) {
+      const { width, height, bitDepth, chroma } = this.info;
+      throw new EncoderError(
+        "INVALID_FRAME",
+        `Frame has ${data.byteLength} bytes but ${width}x${height} ${chroma} at ${bitDepth} bits needs ${this.frameSize}: ` +
+          "pass planar Y, U, V planes without padding (16-bit little-endian samples above 8 bits)",
+        { library: this.#library },
+      );
+    }
+    let keyFrame = options.keyFrame === true || this.#keyFrameRequested;
+    if (keyFrame && !this.keyFramesSupported()) {
+      if (options.keyFrame) {
+        throw new EncoderError("INVALID_STATE", this.keyFrameHint(), { library: this.#library });
+      }
+      keyFrame = false;
+    }
+    this.#keyFrameRequested = false;
+    // The buffer is transferred to the worker when the frame owns all of it; otherwise it is copied.
+    const owns = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength &&
+      !(typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer);
+    const payload = options.transfer !== false && owns ? data : data.slice();
+    const id = this.#nextId++;
+    this.#timestamps.push({
+      timestamp: frame.timestamp ?? this.#framesIn,
+      duration: frame.duration ?? 1,
+    });
+    this.#framesIn++;
+    const accepted = new Promise<void>((resolve, reject) => this.#accepted.set(id, { resolve, reject }));
+    this.#post({ t: "frame", id, data: payload, keyFrame }, [payload.buffer as ArrayBuffer]);
+    await accepted;
+    // Backpressure from the output side: wait while the consumer is behind.
+    while (this.#queue.length >= this.#maxQueued && this.#state !== "failed" && this.#state !== "closed") {
+      await new Promise<void>((r) => this.#spaceWaiters.push(r));
+    }
+    if (this.#state === "failed") throw this.#error!;
+  }
+
+  async flush(): Promise<void> {
+    this.#usable("flush");
+    if (this.#state === "flushed") return;
+    if (this.#state === "flushing") return this.#flushedPromise;
+    this.#state = "flushing";
+    this.#flushedPromise = new Promise<void>((resolve, reject) => (this.#flushWaiter = { resolve, reject }));
+    this.#post({ t: "flush" });
+    return this.#flushedPromise;
+  }
+  #flushedPromise: Promise<void> | undefined;
+
+  async *packets(): AsyncIterableIterator<Packet> {
+    if (this.#iterating) {
+      throw new EncoderError("INVALID_STATE", "packets() is already being iterated: use one consumer", {
+        library: this.#library,
+      });
+    }
+    this.#iterating = true;
+    try {
+      while (true) {
+        const p = this.#queue.shift();
+        if (p) {
+          this.#wakeProducers();
+          yield p;
+          continue;
+        }
+        if (this.#state === "failed") throw this.#error!;
+        if (this.#state === "flushed" || this.#state === "closed") return;
+        await new Promise<void>((resolve, reject) => (this.#packetWaiter = { resolve, reject }));
+      }
+    } finally {
+      this.#iterating = false;
+    }
+  }
+
+  #wakeProducers() {
+    if (this.#queue.length >= this.#maxQueued) return;
+    const waiters = this.#spaceWaiters;
+    this.#spaceWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #wakeConsumer() {
+    const w = this.#packetWaiter;
+    this.#packetWaiter = undefined;
+    w?.resolve();
+  }
+
+  #onPackets(packets: WorkerPacket[]) {
+    for (const p of packets) {
+      const t = this.#timestamps.shift() ?? { timestamp: this.#packetsOut, duration: 1 };
+      this.#packetsOut++;
+      this.#queue.push({ data: p.data, timestamp: t.timestamp, duration: t.duration, keyFrame: p.keyFrame });
+    }
+    this.#wakeConsumer();
+  }
+
+  #onMessage(msg: FromWorker) {
+    switch (msg.t) {
+      case "ready":
+        this.#sequenceHeader = msg.sequenceHeader;
+        this.#version = msg.version;
+        this.#readyWaiter?.resolve();
+        this.#readyWaiter = undefined;
+        return;
+      case "accepted": {
+        const p = this.#accepted.get(msg.id);
+        this.#accepted.delete(msg.id);
+        p?.resolve();
+        return;
+      }
+      case "packets":
+        this.#onPackets(msg.packets);
+        return;
+      case "flushed":
+        if (this.#state === "flushing") this.#state = "flushed";
+        this.#flushWaiter?.resolve();
+        this.#flushWaiter = undefined;
+        this.#wakeConsumer();
+        return;
+      case "closed":
+        this.#closeWaiter?.resolve();
+        this.#closeWaiter = undefined;
+        return;
+      case "error":
+        this.#fail(new EncoderError(msg.code, msg.message, { library: this.#library }));
+        return;
+    }
+  }
+
+  #fail(error: EncoderError) {
+    if (this.#state === "closed") return;
+    this.#error = error;
+    this.#state = "failed";
+    this.#rejectAll(error);
+  }
+
+  #rejectAll(error: EncoderError) {
+    for (const p of this.#accepted.values()) p.reject(error);
+    this.#accepted.clear();
+    this.#readyWaiter?.reject(error);
+    this.#readyWaiter = undefined;
+    this.#flushWaiter?.reject(error);
+    this.#flushWaiter = undefined;
+    this.#closeWaiter?.resolve();
+    this.#closeWaiter = undefined;
+    this.#packetWaiter?.reject(error);
+    this.#packetWaiter = undefined;
+    const waiters = this.#spaceWaiters;
+    this.#spaceWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Stops the encoder and frees it. Frames not yet flushed are dropped; call `flush()` first to keep
+   * them. Idempotent; pending `encode()` calls reject with a CLOSED error.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const workerDead = this.#workerDead;
+      const closedError = new EncoderError("CLOSED", `The ${this.codec} encoder was closed`, {
+        library: this.#library,
+      });
+      this.#state = "closed";
+      for (const p of this.#accepted.values()) p.reject(closedError);
+      this.#accepted.clear();
+      this.#flushWaiter?.reject(closedError);
+      this.#flushWaiter = undefined;
+      this.#wakeConsumer();
+      for (const w of this.#spaceWaiters.splice(0)) w();
+      if (!workerDead) {
+        // Deno's terminate() waits for a native call in progress; let the worker deinit first.
+        await new Promise<void>((resolve, reject) => {
+          this.#closeWaiter = { resolve, reject };
+          this.#post({ t: "close" });
+        });
+      }
+      this.#worker.terminate();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  [Symbol.dispose](): void {
+    void this.close();
+  }
+}
