@@ -1,0 +1,100 @@
+/**
+ * Files and standard streams as WHATWG streams, through `node:` modules so they work in Deno and Bun.
+ * @module
+ */
+import { open, stat } from "node:fs/promises";
+import process from "node:process";
+import { EncoderError } from "../errors.ts";
+
+/**
+ * A `ReadableStream` over a file, read in chunks of `chunkSize` bytes (default 1 MiB).
+ *
+ * @example
+ * ```ts
+ * import { fileReadable } from "./file_stream.ts";
+ * await Deno.writeTextFile("/tmp/fr.txt", "hello");
+ * const reader = (await fileReadable("/tmp/fr.txt")).getReader();
+ * console.log((await reader.read()).value?.length);
+ * ```
+ */
+export async function fileReadable(path: string, chunkSize = 1 << 20): Promise<ReadableStream<Uint8Array>> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, "r");
+  } catch (err) {
+    throw new EncoderError("IO_ERROR", `Could not open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(chunkSize);
+      const { bytesRead } = await handle.read(buf, 0, chunkSize, null);
+      if (bytesRead === 0) {
+        await close();
+        controller.close();
+      } else {
+        controller.enqueue(bytesRead === chunkSize ? buf : buf.slice(0, bytesRead));
+      }
+    },
+    cancel: close,
+  }, { highWaterMark: 0 });
+}
+
+/** Size of a file in bytes, or undefined when it is not a regular file. */
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Standard input as a `ReadableStream`.
+ *
+ * @example
+ * ```ts
+ * import { stdinReadable } from "./file_stream.ts";
+ * const input = stdinReadable();
+ * await input.cancel();
+ * ```
+ */
+export function stdinReadable(): ReadableStream<Uint8Array> {
+  const iterator = process.stdin[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value instanceof Uint8Array ? value : new TextEncoder().encode(String(value)));
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * Standard output as a `WritableStream`; each write resolves once the runtime has taken the bytes.
+ *
+ * @example
+ * ```ts
+ * import { stdoutWritable } from "./file_stream.ts";
+ * const writer = stdoutWritable().getWriter();
+ * await writer.write(new TextEncoder().encode("hi\n"));
+ * ```
+ */
+export function stdoutWritable(): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({
+    write(chunk) {
+      return new Promise<void>((resolve, reject) => {
+        process.stdout.write(chunk, (err) => (err ? reject(err) : resolve()));
+      });
+    },
+  });
+}
