@@ -3,6 +3,11 @@
  * @module
  */
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
 /** A stream that hands out `bytes` in chunks of `size` bytes (the last one shorter). */
 export function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
   let at = 0;
@@ -54,13 +59,21 @@ export function memoryWritable(): {
   return { writable, chunks, bytes: () => concat(...chunks), closed: () => closed };
 }
 
-/** A temporary file path that does not exist yet. */
-export async function tempPath(name: string): Promise<string> {
-  const { mkdtemp } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
-  return join(await mkdtemp(join(tmpdir(), "av1-stream-io-")), name);
+let tempDir: string | undefined;
+
+/** A path that does not exist yet, in one temporary directory removed when the process exits. */
+export function tempPath(name: string): string {
+  if (!tempDir) {
+    const dir = mkdtempSync(join(tmpdir(), "av1-stream-io-"));
+    tempDir = dir;
+    const cleanup = () => rmSync(dir, { recursive: true, force: true });
+    // Bun runs "exit" handlers at the end of `bun test`; `deno test` fires "unload" instead.
+    process.once("exit", cleanup);
+    globalThis.addEventListener?.("unload", cleanup);
+  }
+  return join(tempDir, `${++tempCount}-${name}`);
 }
+let tempCount = 0;
 
 /** Text as bytes. */
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
