@@ -11,6 +11,8 @@ export const libcSymbols = {
   sched_getscheduler: { parameters: ["i32"], result: "i32" },
   // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int setenv(const char *name, const char *value, int overwrite);
+  setenv: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   // int setpriority(int which, id_t who, int prio);
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
 } as const satisfies SymbolTable;

@@ -28,15 +28,23 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
   /**
    * Allow `encode(frame, { keyFrame: true })` and `requestKeyFrame()`. SVT-AV1 1.4 honours forced key
    * frames only with `enable-force-key-frames=1`, closed-GOP key frames (`irefresh-type=2`), CRF or CQP
-   * and random access; this sets the first two. 1.8 and later need nothing. Default: false on 1.4-1.7
-   * (the settings change the bitstream), true on later versions.
+   * and random access; this sets the first two (neither changes the bitstream: it stays identical to
+   * SvtAv1EncApp's). 1.8 and later need nothing. Default: true wherever the version and the other settings
+   * allow it.
    */
   forceKeyFrames?: boolean;
   /** Any other SvtAv1EncApp long option, passed to `svt_av1_enc_parse_parameter` after the others. */
   params?: Record<string, string | number | boolean>;
+  /**
+   * How much SVT-AV1 prints on stderr: "fatal", "error", "warn", "info" (the library's default) or
+   * "debug". Sets `SVT_LOG` for the process unless it is already set; unset leaves it alone.
+   */
+  logLevel?: "fatal" | "error" | "warn" | "info" | "debug";
   /** Use exactly this libSvtAv1Enc file (overrides SVTAV1_LIB_PATH). */
   libraryPath?: string;
 }
+
+const SVT_LOG_LEVELS = { fatal: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
 
 const int = (v: unknown) => typeof v === "number" && Number.isInteger(v);
 
@@ -68,12 +76,22 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
       library: "svt-av1",
     });
   }
+  if (config.height > 8704) {
+    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 takes at most 8704 lines, got a height of ${config.height}`, {
+      library: "svt-av1",
+    });
+  }
   if (config.width < 64 || config.height < 64) {
     throw new EncoderError(
       "INVALID_CONFIG",
       `SVT-AV1 needs at least 64x64 pixels, got ${config.width}x${config.height}: scale the input up or pad it`,
       { library: "svt-av1" },
     );
+  }
+  if (config.logLevel !== undefined && !(config.logLevel in SVT_LOG_LEVELS)) {
+    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 logLevel must be one of ${Object.keys(SVT_LOG_LEVELS).join(", ")}`, {
+      library: "svt-av1",
+    });
   }
   range("preset", config.preset, -2, 13);
   range("crf", config.crf, 1, 63);
@@ -192,7 +210,8 @@ export class SvtAv1Encoder extends WorkerEncoder {
     const info = checkCommonConfig(config, "svt-av1");
     const location = await locateSvtAv1({ libraryPath: config.libraryPath });
     const needs = location.layout.keyPictureNeedsFlag;
-    const force = config.forceKeyFrames ?? !needs;
+    const compatible = config.bitrate === undefined && !config.lowDelay && config.keyint !== -1;
+    const force = config.forceKeyFrames ?? (!needs || compatible);
     const params = svtAv1Params({ ...config, forceKeyFrames: force }, needs);
     const frameSize = frameByteLength(info);
     const enc = new SvtAv1Encoder(info, frameSize, config, force, needs);
@@ -204,6 +223,7 @@ export class SvtAv1Encoder extends WorkerEncoder {
       bitDepth: info.bitDepth,
       chroma: info.chroma,
       frameBytes: frameSize,
+      logLevel: config.logLevel === undefined ? undefined : SVT_LOG_LEVELS[config.logLevel],
     };
     await enc.start(init);
     return enc;
@@ -214,7 +234,8 @@ export class SvtAv1Encoder extends WorkerEncoder {
   }
 
   protected keyFrameHint(): string {
-    return "This SVT-AV1 version forces key frames only when the encoder is created with forceKeyFrames: true";
+    return "SVT-AV1 1.4 forces key frames only with crf or qp, random access (no lowDelay) and forceKeyFrames: true; " +
+      "with these settings use keyint for regular key frames";
   }
 }
 

@@ -11,6 +11,7 @@ import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../
 import { EncoderError } from "../errors.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
 import { serveEncoder } from "./worker_serve.ts";
+import { libcSymbols } from "../../ffi/symbols/libc.ts";
 import { demoteRealtimeThreads, threadIds } from "./realtime_threads.ts";
 
 /** What the caller's side sends to set the encoder up. */
@@ -23,10 +24,23 @@ export interface SvtAv1WorkerConfig {
   bitDepth: number;
   chroma: "420" | "422" | "444" | "mono";
   frameBytes: number;
+  /** `SVT_LOG` level to set unless the environment already has one. */
+  logLevel?: number;
 }
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 const hex = (n: number) => "0x" + (n >>> 0).toString(16);
+
+/** SVT-AV1 reads `SVT_LOG` from the C environment when a handle is created. */
+function setLogLevel(rt: FfiRuntime, level: number) {
+  try {
+    const libc = rt.open("libc.so.6", libcSymbols);
+    libc.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), 0);
+    libc.close();
+  } catch {
+    // Without libc's setenv the library keeps its default level.
+  }
+}
 
 class SvtAv1Backend implements WorkerBackend {
   #rt!: FfiRuntime;
@@ -57,6 +71,7 @@ class SvtAv1Backend implements WorkerBackend {
     const cfg = raw as SvtAv1WorkerConfig;
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
+    if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel);
     const opened = openSvtAv1(this.#rt, cfg.location);
     this.#lib = opened.lib;
     const s = this.#lib.symbols;

@@ -1,0 +1,120 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * Locates the native libraries av1-stream needs and installs what is missing.
+ *
+ * ```sh
+ * deno run -A build.ts          # libSvtAv1Enc and librav1e
+ * deno run -A build.ts --dev    # also SvtAv1EncApp, rav1e, dav1d and ffmpeg for tests and benchmarks
+ * ```
+ *
+ * Where something is missing and apt-get is available as root, it is installed; otherwise the exact
+ * command to run is printed and the exit code is 1. Prints the versions and paths it found.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import process from "node:process";
+import * as load from "./ffi/load.ts";
+
+const LIBRARY_PACKAGES = ["libsvtav1enc1", "librav1e0"];
+const TOOLS: [binary: string, pkg: string][] = [
+  ["SvtAv1EncApp", "svt-av1"],
+  ["rav1e", "rav1e"],
+  ["dav1d", "dav1d"],
+  ["ffmpeg", "ffmpeg"],
+  ["ffprobe", "ffmpeg"],
+];
+
+function which(binary: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const p = `${dir}/${binary}`;
+    if (dir && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+function run(cmd: string, args: string[]): number {
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  return r.status ?? 1;
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+interface Found {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function findLibraries(): Promise<Found[]> {
+  const out: Found[] = [];
+  try {
+    const svt = await load.locateSvtAv1();
+    out.push({ name: "SVT-AV1", ok: true, detail: `${svt.version.text} at ${svt.path} (layout ${svt.layout.range})` });
+  } catch (e) {
+    out.push({ name: "SVT-AV1", ok: false, detail: (e as Error).message.split("\n")[0] });
+  }
+  // The rav1e loader lives beside SVT-AV1's; it is looked up by name so this script runs before it exists.
+  const locateRav1e = (load as Record<string, unknown>).locateRav1e as
+    | (() => Promise<{ path: string; version: string | { text: string } }>)
+    | undefined;
+  if (locateRav1e) {
+    try {
+      const r = await locateRav1e();
+      const v = typeof r.version === "string" ? r.version : r.version.text;
+      out.push({ name: "rav1e", ok: true, detail: `${v} at ${r.path}` });
+    } catch (e) {
+      out.push({ name: "rav1e", ok: false, detail: (e as Error).message.split("\n")[0] });
+    }
+  } else {
+    const p = ["/usr/lib/x86_64-linux-gnu/librav1e.so.0", "/usr/lib/aarch64-linux-gnu/librav1e.so.0"].find(existsSync);
+    out.push({ name: "rav1e", ok: Boolean(p), detail: p ?? "librav1e.so.0 not found" });
+  }
+  return out;
+}
+
+function findTools(): Found[] {
+  return TOOLS.map(([bin]) => {
+    const p = which(bin);
+    return { name: bin, ok: Boolean(p), detail: p ?? "not found" };
+  });
+}
+
+function report(title: string, found: Found[]) {
+  console.log(title);
+  for (const f of found) console.log(`  ${f.ok ? "ok     " : "missing"} ${f.name.padEnd(13)} ${f.detail}`);
+}
+
+async function main(): Promise<number> {
+  const dev = process.argv.includes("--dev");
+  let libs = await findLibraries();
+  let tools = dev ? findTools() : [];
+  const missing = new Set<string>();
+  if (libs.some((l) => !l.ok)) LIBRARY_PACKAGES.forEach((p) => missing.add(p));
+  for (const t of tools) if (!t.ok) missing.add(TOOLS.find(([b]) => b === t.name)![1]);
+  if (missing.size > 0) {
+    const pkgs = [...missing];
+    const command = `apt-get update && apt-get install -y ${pkgs.join(" ")}`;
+    if (isRoot() && which("apt-get")) {
+      console.log(`Installing ${pkgs.join(" ")} with apt-get`);
+      if (run("apt-get", ["update", "-qq"]) !== 0 || run("apt-get", ["install", "-y", "-qq", ...pkgs]) !== 0) {
+        console.error(`apt-get failed: run \`${command}\` yourself`);
+        return 1;
+      }
+      libs = await findLibraries();
+      tools = dev ? findTools() : [];
+    } else {
+      report("Native libraries:", libs);
+      if (dev) report("Reference tools:", tools);
+      console.error(`\nMissing: ${pkgs.join(" ")}. Install them with:\n  sudo ${command}`);
+      return 1;
+    }
+  }
+  report("Native libraries:", libs);
+  if (dev) report("Reference tools:", tools);
+  return libs.every((l) => l.ok) && tools.every((t) => t.ok) ? 0 : 1;
+}
+
+process.exitCode = await main();

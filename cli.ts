@@ -1,0 +1,357 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * av1-stream command line: encode Y4M or a synthetic test source to AV1 in IVF or OBU.
+ *
+ * ```sh
+ * deno run -A cli.ts -i in.y4m -o out.ivf --preset 10 --crf 35
+ * bun run cli.ts -i testsrc:1280x720@30:120 -o out.ivf
+ * npm run encode -- -i - -o - < in.y4m > out.ivf
+ * ```
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { EncoderError } from "./lib/errors.ts";
+import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
+import { SvtAv1Encoder, type SvtAv1Config } from "./lib/encoder/svt_av1.ts";
+import { Y4mReader } from "./lib/io/y4m.ts";
+import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
+import { IvfWriter } from "./lib/io/ivf.ts";
+import { ObuWriter } from "./lib/io/obu.ts";
+import { fileSink } from "./lib/io/sink.ts";
+import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
+
+const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
+
+Input and output
+  -i, --input <src>        file.y4m, - (stdin) or testsrc[:WxH[@fps][:frames]]
+  -o, --output <dst>       file.ivf, file.obu or - (stdout, IVF unless --format obu)
+      --format <f>         ivf or obu (default: from the output's extension)
+      --frames <n>         encode at most n frames
+Encoder
+      --codec <name>       svt-av1 (default)
+      --preset <n>         SVT-AV1 preset -2..13 (library default 10)
+      --crf <n>            constant rate factor 1..63 (library default 35)
+      --qp <n>             constant QP 1..63
+      --bitrate <kbps>     target bitrate (VBR; with --rate-control cbr, CBR)
+      --rate-control <m>   vbr or cbr
+      --max-bitrate <kbps> cap for CRF
+      --keyint <n>         maximum key frame interval in frames
+      --low-delay          low-delay prediction (no reordering), for live use
+      --threads <n>        encoder threads (SVT-AV1 lp)
+      --force-key-frames <list>  key frames at these frames/times: 30f,60f,2.5s
+      --param <key=value>  any other SvtAv1EncApp long option (repeatable)
+Output
+      --quiet              no progress
+      --json               print a JSON summary on stdout (or stderr when writing to stdout)
+      --verbose            show the encoder library's own log
+  -h, --help               this text
+`;
+
+class UsageError extends Error {}
+
+interface Options {
+  input: string;
+  output: string;
+  format: "ivf" | "obu";
+  frames?: number;
+  quiet: boolean;
+  json: boolean;
+  verbose: boolean;
+  forceKeyFrames: string[];
+  config: Omit<SvtAv1Config, "width" | "height">;
+}
+
+function intFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export function parseCli(argv: string[]): Options | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        input: { type: "string", short: "i" },
+        output: { type: "string", short: "o" },
+        format: { type: "string" },
+        frames: { type: "string" },
+        codec: { type: "string" },
+        preset: { type: "string" },
+        crf: { type: "string" },
+        qp: { type: "string" },
+        bitrate: { type: "string" },
+        "rate-control": { type: "string" },
+        "max-bitrate": { type: "string" },
+        keyint: { type: "string" },
+        "low-delay": { type: "boolean" },
+        threads: { type: "string" },
+        "force-key-frames": { type: "string" },
+        param: { type: "string", multiple: true },
+        quiet: { type: "boolean", short: "q" },
+        json: { type: "boolean" },
+        verbose: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (!v.input) throw new UsageError("Missing -i/--input");
+  if (!v.output) throw new UsageError("Missing -o/--output");
+  const codec = v.codec ?? "svt-av1";
+  if (codec !== "svt-av1") throw new UsageError(`Unknown --codec ${JSON.stringify(codec)}: use svt-av1`);
+  const format = v.format ?? (v.output.toLowerCase().endsWith(".obu") ? "obu" : "ivf");
+  if (format !== "ivf" && format !== "obu") throw new UsageError(`Unknown --format ${JSON.stringify(format)}`);
+  if (v.output !== "-" && v.format === undefined && !/\.(ivf|obu)$/i.test(v.output)) {
+    throw new UsageError(`Cannot tell the format of ${JSON.stringify(v.output)}: use .ivf or .obu, or --format`);
+  }
+  const params: Record<string, string> = {};
+  for (const p of v.param ?? []) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--param takes key=value, got ${JSON.stringify(p)}`);
+    params[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  const rc = v["rate-control"];
+  if (rc !== undefined && rc !== "vbr" && rc !== "cbr") {
+    throw new UsageError(`--rate-control must be vbr or cbr, got ${JSON.stringify(rc)}`);
+  }
+  const frames = intFlag("frames", v.frames);
+  if (frames !== undefined && frames < 0) throw new UsageError("--frames must be 0 or more");
+  const forceKeyFrames = v["force-key-frames"] ? v["force-key-frames"].split(",").map((s) => s.trim()) : [];
+  for (const k of forceKeyFrames) {
+    if (!/^(\d+f|\d+(\.\d+)?s)$/.test(k)) {
+      throw new UsageError(`--force-key-frames takes frames like 30f or seconds like 2.5s, got ${JSON.stringify(k)}`);
+    }
+  }
+  return {
+    input: v.input,
+    output: v.output,
+    format,
+    frames,
+    quiet: v.quiet ?? false,
+    json: v.json ?? false,
+    verbose: v.verbose ?? false,
+    forceKeyFrames,
+    config: {
+      preset: intFlag("preset", v.preset),
+      crf: intFlag("crf", v.crf),
+      qp: intFlag("qp", v.qp),
+      bitrate: intFlag("bitrate", v.bitrate),
+      rateControl: rc as "vbr" | "cbr" | undefined,
+      maxBitrate: intFlag("max-bitrate", v["max-bitrate"]),
+      keyint: intFlag("keyint", v.keyint),
+      lowDelay: v["low-delay"] || undefined,
+      threads: intFlag("threads", v.threads),
+      forceKeyFrames: forceKeyFrames.length > 0 || undefined,
+      params: Object.keys(params).length ? params : undefined,
+      logLevel: v.verbose ? undefined : "warn",
+    },
+  };
+}
+
+interface Source {
+  info: VideoInfo;
+  frames(): AsyncIterableIterator<Frame>;
+  close?(): Promise<void> | void;
+}
+
+async function openInput(input: string, frameSize: (info: VideoInfo) => number): Promise<Source> {
+  if (isTestSourceSpec(input)) return testSource(parseTestSourceSpec(input));
+  const readable = input === "-" ? stdinReadable() : await fileReadable(input);
+  const reader = await Y4mReader.open(readable);
+  const info: VideoInfo = { ...reader.info };
+  if (input !== "-") {
+    // Frame count from the file size, for the progress bar's ETA (each frame: "FRAME\n" + samples).
+    const size = await fileSize(input);
+    if (size !== undefined) info.frameCount = Math.floor(size / (frameSize(info) + 6));
+  }
+  return { info, frames: () => reader.frames(), close: () => reader.close() };
+}
+
+interface Output {
+  write(p: Packet): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function openOutput(opts: Options, info: VideoInfo): Promise<Output> {
+  const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
+  if (opts.format === "obu") {
+    const w = new ObuWriter(target);
+    return { write: (p) => w.writePacket(p), close: () => w.close() };
+  }
+  const w = new IvfWriter(target, info, { frameCount: opts.output === "-" ? info.frameCount : 0 });
+  return { write: (p) => w.writePacket(p), close: () => w.close() };
+}
+
+/** Frame numbers from `--force-key-frames` entries like 30f or 2.5s. */
+function keyFrameSet(list: string[], info: VideoInfo): Set<number> {
+  const out = new Set<number>();
+  for (const k of list) {
+    if (k.endsWith("f")) out.add(Number(k.slice(0, -1)));
+    else out.add(Math.round(Number(k.slice(0, -1)) * info.fps.num / info.fps.den));
+  }
+  return out;
+}
+
+class Progress {
+  #tty: boolean;
+  #quiet: boolean;
+  #total?: number;
+  #start = performance.now();
+  #last = 0;
+  frames = 0;
+  bytes = 0;
+  #fps: number;
+
+  constructor(quiet: boolean, total: number | undefined, fps: number) {
+    this.#quiet = quiet;
+    this.#tty = Boolean(process.stderr.isTTY);
+    this.#total = total;
+    this.#fps = fps;
+  }
+
+  get seconds(): number {
+    return (performance.now() - this.#start) / 1000;
+  }
+
+  line(): string {
+    const s = this.seconds;
+    const fps = s > 0 ? this.frames / s : 0;
+    const kbps = this.frames > 0 ? (this.bytes * 8 / 1000) / (this.frames / this.#fps) : 0;
+    const total = this.#total;
+    let bar = "";
+    let eta = "";
+    if (total) {
+      const done = Math.min(1, this.frames / total);
+      const width = 24;
+      bar = "[" + "#".repeat(Math.round(done * width)).padEnd(width, ".") + "] ";
+      if (fps > 0 && this.frames < total) eta = ` ETA ${clock((total - this.frames) / fps)}`;
+    }
+    return `${bar}${this.frames}${total ? "/" + total : ""} frames ${fps.toFixed(1)} fps ${kbps.toFixed(0)} kbps ${
+      clock(s)
+    }${eta}`;
+  }
+
+  update(force = false) {
+    if (this.#quiet) return;
+    const now = performance.now();
+    if (!force && now - this.#last < (this.#tty ? 100 : 2000)) return;
+    this.#last = now;
+    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}`);
+    else process.stderr.write(this.line() + "\n");
+  }
+
+  done() {
+    if (this.#quiet) return;
+    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}\n`);
+    else process.stderr.write(this.line() + "\n");
+  }
+}
+
+function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** Runs one encode; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let opts: Options | "help";
+  try {
+    opts = parseCli(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`av1-stream: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { frameByteLength } = await import("./lib/types.ts");
+  const source = await openInput(opts.input, frameByteLength);
+  const info = source.info;
+  const total = opts.frames !== undefined
+    ? Math.min(opts.frames, info.frameCount ?? Infinity)
+    : info.frameCount;
+  let enc: Encoder | undefined;
+  let out: Output | undefined;
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    if (!opts.quiet) process.stderr.write("\nInterrupted: finishing what was encoded (Ctrl-C again to abort)\n");
+  };
+  process.on("SIGINT", onSigint);
+  const progress = new Progress(opts.quiet, total, info.fps.num / info.fps.den);
+  try {
+    enc = await SvtAv1Encoder.create({ ...info, ...opts.config });
+    out = await openOutput(opts, { ...info, frameCount: total });
+    const keys = keyFrameSet(opts.forceKeyFrames, info);
+    const encoder = enc;
+    const pump = (async () => {
+      let n = 0;
+      for await (const frame of source.frames()) {
+        if (interrupted || (opts.frames !== undefined && n >= opts.frames)) break;
+        await encoder.encode(frame, { keyFrame: keys.has(n) });
+        n++;
+      }
+      await encoder.flush();
+    })();
+    // A pump failure must not leave the consumer waiting for packets.
+    pump.catch(() => encoder.close());
+    for await (const packet of enc.packets()) {
+      await out.write(packet);
+      progress.frames++;
+      progress.bytes += packet.data.byteLength;
+      progress.update();
+    }
+    await pump;
+    progress.done();
+    await out.close();
+    out = undefined;
+    if (opts.json) {
+      const s = progress.seconds;
+      const summary = {
+        codec: enc.codec,
+        version: (enc as SvtAv1Encoder).version,
+        output: opts.output,
+        frames: progress.frames,
+        bytes: progress.bytes,
+        seconds: Number(s.toFixed(3)),
+        fps: Number((progress.frames / s).toFixed(2)),
+        kbps: Number(
+          (progress.frames ? progress.bytes * 8 / 1000 / (progress.frames * info.fps.den / info.fps.num) : 0)
+            .toFixed(1),
+        ),
+        interrupted,
+      };
+      (opts.output === "-" ? process.stderr : process.stdout).write(JSON.stringify(summary) + "\n");
+    }
+    return interrupted ? 130 : 0;
+  } finally {
+    process.off("SIGINT", onSigint);
+    await out?.close().catch(() => {});
+    await enc?.close();
+    await source.close?.();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    const code = await main(process.argv.slice(2));
+    process.exitCode = code;
+  } catch (e) {
+    const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
+    process.stderr.write(`av1-stream: ${msg}\n`);
+    process.exitCode = 1;
+  }
+}
