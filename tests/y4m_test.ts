@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { test } from "node:test";
 import { EncoderError } from "../lib/errors.ts";
 import { encodeY4mFrame, encodeY4mHeader, parseY4mHeader, Y4mReader, Y4mWriter } from "../lib/io/y4m.ts";
@@ -379,3 +381,33 @@ test("Y4mWriter writes the header even when no frame is written", async () => {
   assert.equal(out.chunks.length, 1);
   assert.equal(new TextDecoder().decode(out.bytes()), "YUV4MPEG2 W2 H2 F1:1 Ip A0:0 C420jpeg\n");
 });
+
+const ffmpeg = "/usr/bin/ffmpeg";
+test(
+  "Y4mReader reads ffmpeg's Y4M output at 8 and 10 bits, full range included",
+  { skip: existsSync(ffmpeg) ? false : "ffmpeg not installed" },
+  async () => {
+    for (
+      const [pixFmt, tag, depth, range] of [
+        ["yuv420p", "420jpeg", 8, "limited"],
+        ["yuv420p10le", "420p10", 10, "limited"],
+        ["yuvj444p", "444", 8, "full"],
+      ] as const
+    ) {
+      const run = spawnSync(ffmpeg, [
+        ...["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=34x18:rate=24000/1001", "-frames:v", "3"],
+        ...["-pix_fmt", pixFmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"],
+      ]);
+      assert.equal(run.status, 0, String(run.stderr));
+      const { info, frames } = await readAll(new Uint8Array(run.stdout), 1000);
+      assert.equal(info.colorspace, tag, pixFmt);
+      assert.equal(info.bitDepth, depth);
+      assert.equal(info.width, 34);
+      assert.equal(info.height, 18);
+      assert.deepEqual(info.fps, { num: 24000, den: 1001 });
+      assert.equal(info.colorRange ?? "limited", range, pixFmt);
+      assert.equal(frames.length, 3);
+      assert.equal(frames[2].data.length, frameByteLength(info));
+    }
+  },
+);

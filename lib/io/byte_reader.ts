@@ -95,7 +95,7 @@ export class ByteStreamReader {
    * Reads exactly `n` bytes into a fresh buffer (its own `ArrayBuffer`), or returns a
    * {@linkcode ShortRead} with how many bytes there were if the stream ends first.
    */
-  async readExactly(n: number): Promise<Uint8Array | ShortRead> {
+  async readExactly(n: number): Promise<Uint8Array<ArrayBuffer> | ShortRead> {
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
@@ -144,6 +144,6 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
 }
 
 /** True when a read came back short. */
-export function isShort(r: Uint8Array | ShortRead): r is ShortRead {
+export function isShort<T extends Uint8Array>(r: T | ShortRead): r is ShortRead {
   return !(r instanceof Uint8Array);
 }

@@ -34,7 +34,8 @@ export interface IvfHeader {
 
 /** One IVF frame: a temporal unit's bytes and its timestamp. */
 export interface IvfFrame {
-  data: Uint8Array;
+  /** The frame's bytes, in a buffer of its own. */
+  data: Uint8Array<ArrayBuffer>;
   timestamp: number;
 }
 
@@ -57,7 +58,7 @@ export function encodeIvfHeader(
   info: Pick<VideoInfo, "width" | "height" | "fps">,
   frameCount: number,
   options: { fourcc?: string } = {},
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const fourcc = options.fourcc ?? "AV01";
   if (!/^[\x20-\x7e]{4}$/.test(fourcc)) {
     throw configError(`IVF fourcc must be 4 ASCII characters, got ${fourcc}`);
@@ -100,7 +101,7 @@ export function encodeIvfHeader(
  * console.log(encodeIvfFrameHeader(1500, 7)); // Uint8Array(12) [220, 5, 0, 0, 7, 0, ...]
  * ```
  */
-export function encodeIvfFrameHeader(size: number, pts: number): Uint8Array {
+export function encodeIvfFrameHeader(size: number, pts: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(IVF_FRAME_HEADER_SIZE);
   writeIvfFrameHeader(bytes, size, pts);
   return bytes;

@@ -42,6 +42,7 @@ export {
   parseFrameRate,
   parseTestSourceSpec,
   TEST_SOURCE_DEFAULTS,
+  type TestFrame,
   type TestSource,
   testSource,
   type TestSourceOptions,

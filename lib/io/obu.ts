@@ -12,7 +12,7 @@ import { type ByteSink, toByteSink } from "./sink.ts";
 const OBU_TEMPORAL_DELIMITER = 2;
 
 /** A temporal delimiter OBU with its (zero) size field. */
-export const TEMPORAL_DELIMITER: Uint8Array = new Uint8Array([0x12, 0x00]);
+export const TEMPORAL_DELIMITER: Uint8Array<ArrayBuffer> = new Uint8Array([0x12, 0x00]);
 
 /**
  * True when `bytes` start with a temporal delimiter OBU, as every temporal unit of the low-overhead

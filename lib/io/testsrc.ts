@@ -25,6 +25,13 @@ export interface TestSourceOptions {
   seed?: number;
 }
 
+/** A frame of the test source: its own buffer, timestamp = index, duration 1. */
+export interface TestFrame extends Frame {
+  data: Uint8Array<ArrayBuffer>;
+  timestamp: number;
+  duration: number;
+}
+
 /** A source of raw frames: what {@linkcode testSource} returns, shaped like a `Y4mReader`. */
 export interface TestSource {
   /** The frames' geometry; `frameCount` is set when the source is finite. */
@@ -32,9 +39,9 @@ export interface TestSource {
   /** Bytes of one frame. */
   readonly frameSize: number;
   /** Renders frame `index` (timestamp = index, duration 1) into a fresh buffer. */
-  frame(index: number): Frame & { timestamp: number; duration: number };
+  frame(index: number): TestFrame;
   /** Every frame from 0, each in its own buffer; each call starts again from frame 0. */
-  frames(): AsyncIterableIterator<Frame & { timestamp: number; duration: number }>;
+  frames(): AsyncIterableIterator<TestFrame>;
 }
 
 const MAX_DIMENSION = 16384;
@@ -144,7 +151,7 @@ class TestPattern {
     };
   }
 
-  render(t: number): Uint8Array {
+  render(t: number): Uint8Array<ArrayBuffer> {
     const { width: w, height: h, bitDepth } = this.info;
     const out = new Uint8Array(this.frameSize);
     const bps = bitDepth > 8 ? 2 : 1;

@@ -28,7 +28,8 @@ export interface Y4mInfo extends VideoInfo {
 
 /** A frame read from Y4M: data of exactly one frame, timestamp = frame index, duration 1. */
 export interface Y4mFrame extends Frame {
-  data: Uint8Array;
+  /** Exactly one frame, in a buffer of its own (transferable). */
+  data: Uint8Array<ArrayBuffer>;
   timestamp: number;
   duration: number;
   /** Parameters of the `FRAME` line after the word `FRAME`, if it had any (such as `"Ixyz"`). */
@@ -432,7 +433,7 @@ export function y4mColorspace(
  * console.log(new TextDecoder().decode(bytes)); // "YUV4MPEG2 W64 H48 F30:1 Ip A0:0 C420jpeg\n"
  * ```
  */
-export function encodeY4mHeader(info: Y4mHeaderInfo): Uint8Array {
+export function encodeY4mHeader(info: Y4mHeaderInfo): Uint8Array<ArrayBuffer> {
   for (
     const [name, v] of [["width", info.width], ["height", info.height], ["fps.num", info.fps.num], [
       "fps.den",
@@ -461,7 +462,7 @@ export function encodeY4mHeader(info: Y4mHeaderInfo): Uint8Array {
  * console.log(bytes.length); // 12
  * ```
  */
-export function encodeY4mFrame(frame: Frame, frameParams?: string): Uint8Array {
+export function encodeY4mFrame(frame: Frame, frameParams?: string): Uint8Array<ArrayBuffer> {
   const marker = encoder.encode(frameParams ? `FRAME ${frameParams}\n` : "FRAME\n");
   const out = new Uint8Array(marker.length + frame.data.length);
   out.set(marker);
