@@ -262,3 +262,13 @@ test(
     assert.ok(lines.every((l) => l.includes(String(64 * 48 * 3 / 2))), decode.stdout);
   },
 );
+
+test("IvfWriter.close waits for packets written without await before closing the file", async () => {
+  const path = tempPath("unawaited.ivf");
+  const writer = new IvfWriter(await fileSink(path), info);
+  for (const p of packets(30)) void writer.writePacket(p);
+  await writer.close();
+  const { header, frames } = await readIvf(new Uint8Array(await readFile(path)));
+  assert.equal(header.frameCount, 30);
+  assert.deepEqual(frames, packets(30));
+});

@@ -53,6 +53,14 @@ export async function fileSink(path: string): Promise<ByteSink> {
   }
   let position = 0;
   let closed: Promise<void> | null = null;
+  // Writes still running, so that close() never closes the handle under one.
+  const inflight = new Set<Promise<void>>();
+  const track = (write: Promise<void>) => {
+    inflight.add(write);
+    const forget = () => void inflight.delete(write);
+    write.then(forget, forget);
+    return write;
+  };
   const writeAt = async (bytes: Uint8Array, at: number) => {
     if (closed) throw new EncoderError("CLOSED", `The file sink for ${path} is closed: open a new one`);
     let done = 0;
@@ -70,13 +78,13 @@ export async function fileSink(path: string): Promise<ByteSink> {
     write(bytes) {
       const at = position;
       position += bytes.length;
-      return writeAt(bytes, at);
+      return track(writeAt(bytes, at));
     },
     seekWrite(at, bytes) {
-      return writeAt(bytes, at);
+      return track(writeAt(bytes, at));
     },
     close() {
-      closed ??= handle.close().catch((err) => {
+      closed ??= Promise.allSettled([...inflight]).then(() => handle.close()).catch((err) => {
         throw ioError(`Could not close ${path}`, err);
       });
       return closed;
