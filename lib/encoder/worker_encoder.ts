@@ -6,6 +6,7 @@
 import { EncoderError } from "../errors.ts";
 import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
 import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
+import { findSequenceHeader } from "../av1/obu.ts";
 
 /** Options every backend shares for how it talks to its worker. */
 export interface HostOptions {
@@ -60,6 +61,7 @@ export abstract class WorkerEncoder implements Encoder {
   #readyWaiter: Pending | undefined;
   #closing: Promise<void> | undefined;
   #keyFrameRequested = false;
+  #inBandHeader = false;
   #workerDead = false;
 
   protected constructor(setup: HostSetup) {
@@ -107,6 +109,10 @@ export abstract class WorkerEncoder implements Encoder {
     return this.#framesIn;
   }
 
+  /**
+   * The sequence header OBU: the library's stream header until the first key frame is out, then the one
+   * that key frame carries (what decoders and containers must see).
+   */
   sequenceHeader(): Uint8Array {
     return this.#sequenceHeader.slice();
   }
@@ -236,6 +242,13 @@ export abstract class WorkerEncoder implements Encoder {
 
   #onPackets(packets: WorkerPacket[]) {
     for (const p of packets) {
+      if (!this.#inBandHeader && p.keyFrame) {
+        // The library's stream header can differ from what the encoder then writes (SVT-AV1 1.4 flags
+        // coding tools differently at fast presets): the first key frame's header is the real one.
+        const header = findSequenceHeader(p.data);
+        if (header) this.#sequenceHeader = header.slice();
+        this.#inBandHeader = true;
+      }
       const t = this.#timestamps.shift() ?? { timestamp: this.#packetsOut, duration: 1 };
       this.#packetsOut++;
       this.#queue.push({ data: p.data, timestamp: t.timestamp, duration: t.duration, keyFrame: p.keyFrame });
