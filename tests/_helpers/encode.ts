@@ -35,8 +35,9 @@ export function dav1dFrameCount(path: string, demuxer?: "ivf" | "section5" | "an
     maxBuffer: 64 << 20,
   });
   const text = (r.stderr?.toString() ?? "") + (r.stdout?.toString() ?? "");
-  const m = /Decoded (\d+)\/(\d+) frames/.exec(text);
-  return m ? Number(m[1]) : -1;
+  // dav1d rewrites its progress line with \r: the last count is the final one.
+  const counts = [...text.matchAll(/Decoded (\d+)\/(\d+) frames/g)];
+  return counts.length ? Number(counts[counts.length - 1][1]) : -1;
 }
 
 /** Encodes frames (with forced key frames at the given indices) and collects every packet. */
