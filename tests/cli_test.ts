@@ -1,0 +1,111 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readIvf } from "../lib/io/ivf.ts";
+import { parseObus } from "../lib/av1/obu.ts";
+import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { dav1dFrameCount, needs, scriptCommand, tempPath } from "./_helpers/encode.ts";
+import { collect } from "./_helpers/io_streams.ts";
+
+function cli(args: string[], input?: Uint8Array) {
+  const [cmd, argv] = scriptCommand("cli.ts", args);
+  const r = spawnSync(cmd, argv, { input, maxBuffer: 64 << 20 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+test("cli: bad flags are a usage error with exit code 2", () => {
+  for (
+    const args of [
+      ["--no-such-flag"],
+      ["-i", "testsrc"],
+      ["-i", "testsrc", "-o", "x.ivf", "--crf", "abc"],
+      ["-i", "testsrc", "-o", "x.mov"],
+      ["-i", "testsrc", "-o", "x.ivf", "--codec", "x264"],
+      ["-i", "testsrc", "-o", "x.ivf", "--param", "novalue"],
+      ["-i", "testsrc", "-o", "x.ivf", "--force-key-frames", "ten"],
+    ]
+  ) {
+    const r = cli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /Usage: av1-stream/);
+  }
+});
+
+test("cli: a bad value the encoder rejects exits 1 with the encoder's sentence", () => {
+  const r = cli(["-i", "testsrc:160x120@30:2", "-o", tempPath("bad.ivf"), "--preset", "99", "--quiet"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /preset must be an integer from -2 to 13, got 99/);
+});
+
+test("cli: --json prints a summary of a test source encode to IVF", () => {
+  const out = tempPath("json.ivf");
+  const r = cli(["-i", "testsrc:160x120@30:10", "-o", out, "--preset", "12", "--json", "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.toString());
+  assert.equal(summary.frames, 10);
+  assert.equal(summary.bytes + 32 + 12 * 10, readFileSync(out).length);
+  for (const k of ["seconds", "fps", "kbps"]) assert.equal(typeof summary[k], "number");
+});
+
+test("cli: --frames limits the encode and plain progress lines go to stderr", () => {
+  const out = tempPath("frames.ivf");
+  const r = cli(["-i", "testsrc:160x120@30:50", "-o", out, "--preset", "12", "--frames", "7"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /7\/7 frames .* fps .* kbps/);
+  assert.ok(!r.stderr.includes("\r"), "no carriage returns when stderr is not a terminal");
+});
+
+test("cli: reads Y4M from stdin and writes IVF to stdout", async () => {
+  const y4m = await collect(testSourceY4m({ width: 160, height: 120, frames: 6 }));
+  const r = cli(["-i", "-", "-o", "-", "--preset", "12", "--quiet"], y4m);
+  assert.equal(r.code, 0, r.stderr);
+  const ivf = await readIvf(new Uint8Array(r.stdout));
+  assert.equal(ivf.frames.length, 6);
+  assert.equal(ivf.header.width, 160);
+});
+
+test("cli: writes a low-overhead OBU stream that dav1d decodes", needs("dav1d"), () => {
+  const out = tempPath("out.obu");
+  const r = cli(["-i", "testsrc:160x120@30:8", "-o", out, "--preset", "12", "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  const obus = parseObus(new Uint8Array(readFileSync(out)));
+  assert.equal(obus[0].typeName, "OBU_TEMPORAL_DELIMITER");
+  assert.equal(dav1dFrameCount(out, "section5"), 8);
+});
+
+test("cli: a truncated Y4M input fails with a clear error", async () => {
+  const y4m = await collect(testSourceY4m({ width: 160, height: 120, frames: 3 }));
+  const path = tempPath("cut.y4m");
+  writeFileSync(path, y4m.subarray(0, y4m.length - 100));
+  const r = cli(["-i", path, "-o", tempPath("cut.ivf"), "--quiet"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /truncat/i);
+});
+
+test("cli: Ctrl-C finishes the frames read so far and closes a valid file", needs("dav1d"), async () => {
+  const out = tempPath("sigint.ivf");
+  const [cmd, argv] = scriptCommand("cli.ts", ["-i", "testsrc:160x120@30:100000", "-o", out, "--preset", "13"]);
+  const { spawn } = await import("node:child_process");
+  const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  // Interrupt once the first progress line shows frames are flowing.
+  await new Promise<void>((resolve) => {
+    child.stderr.on("data", (d) => {
+      stderr += d.toString();
+      if (/frames/.test(stderr)) resolve();
+    });
+  });
+  child.kill("SIGINT");
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+    child.on("close", (c, s) => resolve([c, s]))
+  );
+  // Deno's child_process reports the signal it sent rather than the exit code the child chose.
+  assert.ok(code === 130 || (code === null && signal === "SIGINT"), `exit ${code} ${signal}: ${stderr}`);
+  assert.match(stderr, /Interrupted: finishing what was encoded/);
+  const ivf = await readIvf(new Uint8Array(readFileSync(out)));
+  assert.ok(ivf.frames.length > 0);
+  assert.ok(ivf.frames.length < 100000);
+  assert.equal(ivf.header.frameCount, ivf.frames.length, "frame count patched");
+  assert.equal(dav1dFrameCount(out), ivf.frames.length);
+});
