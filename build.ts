@@ -34,7 +34,10 @@ function which(binary: string): string | undefined {
 }
 
 function run(cmd: string, args: string[]): number {
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const r = spawnSync(cmd, args, {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   return r.status ?? 1;
 }
 
@@ -52,7 +55,11 @@ async function findLibraries(): Promise<Found[]> {
   const out: Found[] = [];
   try {
     const svt = await load.locateSvtAv1();
-    out.push({ name: "SVT-AV1", ok: true, detail: `${svt.version.text} at ${svt.path} (layout ${svt.layout.range})` });
+    out.push({
+      name: "SVT-AV1",
+      ok: true,
+      detail: `${svt.version.text} at ${svt.path} (layout ${svt.layout.range})`,
+    });
   } catch (e) {
     out.push({ name: "SVT-AV1", ok: false, detail: (e as Error).message.split("\n")[0] });
   }
@@ -69,7 +76,9 @@ async function findLibraries(): Promise<Found[]> {
       out.push({ name: "rav1e", ok: false, detail: (e as Error).message.split("\n")[0] });
     }
   } else {
-    const p = ["/usr/lib/x86_64-linux-gnu/librav1e.so.0", "/usr/lib/aarch64-linux-gnu/librav1e.so.0"].find(existsSync);
+    const p = ["/usr/lib/x86_64-linux-gnu/librav1e.so.0", "/usr/lib/aarch64-linux-gnu/librav1e.so.0"].find(
+      existsSync,
+    );
     out.push({ name: "rav1e", ok: Boolean(p), detail: p ?? "librav1e.so.0 not found" });
   }
   return out;
@@ -99,7 +108,9 @@ async function main(): Promise<number> {
     const command = `apt-get update && apt-get install -y ${pkgs.join(" ")}`;
     if (isRoot() && which("apt-get")) {
       console.log(`Installing ${pkgs.join(" ")} with apt-get`);
-      if (run("apt-get", ["update", "-qq"]) !== 0 || run("apt-get", ["install", "-y", "-qq", ...pkgs]) !== 0) {
+      if (
+        run("apt-get", ["update", "-qq"]) !== 0 || run("apt-get", ["install", "-y", "-qq", ...pkgs]) !== 0
+      ) {
         console.error(`apt-get failed: run \`${command}\` yourself`);
         return 1;
       }

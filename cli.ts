@@ -11,15 +11,15 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
 import { EncoderError } from "./lib/errors.ts";
-import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
-import { SvtAv1Encoder, type SvtAv1Config } from "./lib/encoder/svt_av1.ts";
-import { Y4mReader } from "./lib/io/y4m.ts";
-import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
+import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
 import { IvfWriter } from "./lib/io/ivf.ts";
 import { ObuWriter } from "./lib/io/obu.ts";
 import { fileSink } from "./lib/io/sink.ts";
-import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
+import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
+import { Y4mReader } from "./lib/io/y4m.ts";
+import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
 
 const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
 
@@ -108,9 +108,13 @@ export function parseCli(argv: string[]): Options | "help" {
   const codec = v.codec ?? "svt-av1";
   if (codec !== "svt-av1") throw new UsageError(`Unknown --codec ${JSON.stringify(codec)}: use svt-av1`);
   const format = v.format ?? (v.output.toLowerCase().endsWith(".obu") ? "obu" : "ivf");
-  if (format !== "ivf" && format !== "obu") throw new UsageError(`Unknown --format ${JSON.stringify(format)}`);
+  if (format !== "ivf" && format !== "obu") {
+    throw new UsageError(`Unknown --format ${JSON.stringify(format)}`);
+  }
   if (v.output !== "-" && v.format === undefined && !/\.(ivf|obu)$/i.test(v.output)) {
-    throw new UsageError(`Cannot tell the format of ${JSON.stringify(v.output)}: use .ivf or .obu, or --format`);
+    throw new UsageError(
+      `Cannot tell the format of ${JSON.stringify(v.output)}: use .ivf or .obu, or --format`,
+    );
   }
   const params: Record<string, string> = {};
   for (const p of v.param ?? []) {
@@ -127,7 +131,9 @@ export function parseCli(argv: string[]): Options | "help" {
   const forceKeyFrames = v["force-key-frames"] ? v["force-key-frames"].split(",").map((s) => s.trim()) : [];
   for (const k of forceKeyFrames) {
     if (!/^(\d+f|\d+(\.\d+)?s)$/.test(k)) {
-      throw new UsageError(`--force-key-frames takes frames like 30f or seconds like 2.5s, got ${JSON.stringify(k)}`);
+      throw new UsageError(
+        `--force-key-frames takes frames like 30f or seconds like 2.5s, got ${JSON.stringify(k)}`,
+      );
     }
   }
   return {
@@ -234,9 +240,9 @@ class Progress {
       bar = "[" + "#".repeat(Math.round(done * width)).padEnd(width, ".") + "] ";
       if (fps > 0 && this.frames < total) eta = ` ETA ${clock((total - this.frames) / fps)}`;
     }
-    return `${bar}${this.frames}${total ? "/" + total : ""} frames ${fps.toFixed(1)} fps ${kbps.toFixed(0)} kbps ${
-      clock(s)
-    }${eta}`;
+    return `${bar}${this.frames}${total ? "/" + total : ""} frames ${fps.toFixed(1)} fps ${
+      kbps.toFixed(0)
+    } kbps ${clock(s)}${eta}`;
   }
 
   update(force = false) {
@@ -288,7 +294,9 @@ export async function main(argv: string[]): Promise<number> {
   const onSigint = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    if (!opts.quiet) process.stderr.write("\nInterrupted: finishing what was encoded (Ctrl-C again to abort)\n");
+    if (!opts.quiet) {
+      process.stderr.write("\nInterrupted: finishing what was encoded (Ctrl-C again to abort)\n");
+    }
   };
   process.on("SIGINT", onSigint);
   const progress = new Progress(opts.quiet, total, info.fps.num / info.fps.den);

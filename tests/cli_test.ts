@@ -1,9 +1,9 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { readIvf } from "../lib/io/ivf.ts";
+import { readFileSync, writeFileSync } from "node:fs";
+import { test } from "node:test";
 import { parseObus } from "../lib/av1/obu.ts";
+import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
 import { dav1dFrameCount, needs, scriptCommand, tempPath } from "./_helpers/encode.ts";
 import { collect } from "./_helpers/io_streams.ts";
@@ -85,7 +85,14 @@ test("cli: a truncated Y4M input fails with a clear error", async () => {
 
 test("cli: Ctrl-C finishes the frames read so far and closes a valid file", needs("dav1d"), async () => {
   const out = tempPath("sigint.ivf");
-  const [cmd, argv] = scriptCommand("cli.ts", ["-i", "testsrc:160x120@30:100000", "-o", out, "--preset", "13"]);
+  const [cmd, argv] = scriptCommand("cli.ts", [
+    "-i",
+    "testsrc:160x120@30:100000",
+    "-o",
+    out,
+    "--preset",
+    "13",
+  ]);
   const { spawn } = await import("node:child_process");
   const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";

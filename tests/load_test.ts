@@ -1,8 +1,8 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { test } from "node:test";
 import { locateSvtAv1 } from "../ffi/load.ts";
+import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { needs, run, tempPath } from "./_helpers/encode.ts";
 

@@ -1,9 +1,9 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
+import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
-import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { encodeAll } from "./_helpers/encode.ts";
 
 const small = { width: 160, height: 120, fps: { num: 30, den: 1 }, preset: 12, crf: 45 };
@@ -98,21 +98,49 @@ test("SvtAv1Encoder holds encode() back while nobody reads packets, then finishe
 });
 
 test("SvtAv1Encoder rejects bad configurations before native code runs", async () => {
-  await rejectsWith(SvtAv1Encoder.create({ width: 161, height: 120 }), "INVALID_CONFIG", /even for 4:2:0.*161x120/);
-  await rejectsWith(SvtAv1Encoder.create({ width: 0, height: 120 }), "INVALID_CONFIG", /Width must be a positive/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ width: 161, height: 120 }),
+    "INVALID_CONFIG",
+    /even for 4:2:0.*161x120/,
+  );
+  await rejectsWith(
+    SvtAv1Encoder.create({ width: 0, height: 120 }),
+    "INVALID_CONFIG",
+    /Width must be a positive/,
+  );
   await rejectsWith(SvtAv1Encoder.create({ width: 100000, height: 120 }), "INVALID_CONFIG", /at most 16384/);
   await rejectsWith(SvtAv1Encoder.create({ width: 32, height: 32 }), "INVALID_CONFIG", /at least 64x64/);
-  await rejectsWith(SvtAv1Encoder.create({ width: 160, height: 120, bitDepth: 12 }), "INVALID_CONFIG", /8 or 10/);
-  await rejectsWith(SvtAv1Encoder.create({ width: 160, height: 120, chroma: "444" }), "INVALID_CONFIG", /4:2:0 only/);
-  await rejectsWith(SvtAv1Encoder.create({ ...small, preset: 14 }), "INVALID_CONFIG", /preset must be .* -2 to 13, got 14/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ width: 160, height: 120, bitDepth: 12 }),
+    "INVALID_CONFIG",
+    /8 or 10/,
+  );
+  await rejectsWith(
+    SvtAv1Encoder.create({ width: 160, height: 120, chroma: "444" }),
+    "INVALID_CONFIG",
+    /4:2:0 only/,
+  );
+  await rejectsWith(
+    SvtAv1Encoder.create({ ...small, preset: 14 }),
+    "INVALID_CONFIG",
+    /preset must be .* -2 to 13, got 14/,
+  );
   await rejectsWith(SvtAv1Encoder.create({ ...small, crf: 0 }), "INVALID_CONFIG", /crf must be/);
-  await rejectsWith(SvtAv1Encoder.create({ ...small, bitrate: 500 }), "INVALID_CONFIG", /one of crf, qp or bitrate/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ ...small, bitrate: 500 }),
+    "INVALID_CONFIG",
+    /one of crf, qp or bitrate/,
+  );
   await rejectsWith(
     SvtAv1Encoder.create({ width: 160, height: 120, bitrate: 500, rateControl: "cbr" }),
     "INVALID_CONFIG",
     /CBR needs lowDelay/,
   );
-  await rejectsWith(SvtAv1Encoder.create({ ...small, fps: { num: 0, den: 1 } }), "INVALID_CONFIG", /Frame rate/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ ...small, fps: { num: 0, den: 1 } }),
+    "INVALID_CONFIG",
+    /Frame rate/,
+  );
 });
 
 test("SvtAv1Encoder names an unknown SVT-AV1 parameter", async () => {
@@ -121,7 +149,11 @@ test("SvtAv1Encoder names an unknown SVT-AV1 parameter", async () => {
     "UNKNOWN_PARAMETER",
     /Unknown SVT-AV1 parameter 'no-such-option'/,
   );
-  await rejectsWith(SvtAv1Encoder.create({ ...small, params: { "bad key": 1 } }), "UNKNOWN_PARAMETER", /'bad key'/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ ...small, params: { "bad key": 1 } }),
+    "UNKNOWN_PARAMETER",
+    /'bad key'/,
+  );
 });
 
 test("SvtAv1Encoder reports a value SVT-AV1 rejects", async () => {
@@ -134,7 +166,11 @@ test("SvtAv1Encoder reports a value SVT-AV1 rejects", async () => {
 
 test("SvtAv1Encoder rejects frames of the wrong size and non-byte data", async () => {
   await using enc = await SvtAv1Encoder.create(small);
-  await rejectsWith(enc.encode({ data: new Uint8Array(100) }), "INVALID_FRAME", /has 100 bytes but 160x120.*needs 28800/);
+  await rejectsWith(
+    enc.encode({ data: new Uint8Array(100) }),
+    "INVALID_FRAME",
+    /has 100 bytes but 160x120.*needs 28800/,
+  );
   await rejectsWith(
     enc.encode({ data: [1, 2, 3] as unknown as Uint8Array }),
     "INVALID_FRAME",
@@ -189,5 +225,9 @@ test("SvtAv1Encoder with a forced key frame under low delay explains what 1.4 ne
   await using enc = await SvtAv1Encoder.create({ ...small, lowDelay: true });
   if (!enc.version.startsWith("v1.4")) return t.skip("only SVT-AV1 1.4-1.7 need the workaround");
   const src = testSource({ width: 160, height: 120, frames: 1 });
-  await rejectsWith(enc.encode(src.frame(0), { keyFrame: true }), "INVALID_STATE", /forces key frames only with/);
+  await rejectsWith(
+    enc.encode(src.frame(0), { keyFrame: true }),
+    "INVALID_STATE",
+    /forces key frames only with/,
+  );
 });

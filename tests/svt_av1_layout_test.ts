@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { parseSvtVersion, svtAv1LayoutFor } from "../ffi/layouts/svt_av1.ts";
 import { candidatePaths, SVT_AV1_SONAMES } from "../ffi/load.ts";
 
@@ -39,7 +39,13 @@ test("SVT-AV1 1.4.x layout: 136-byte buffer header and the 88-byte picture descr
 test("SVT-AV1 1.5 to 2.3 layout: 64-byte picture descriptor, 2.0 changes EOS and filled length", () => {
   const l15 = layout("v1.5.0")!;
   assert.deepEqual(
-    [l15.ioFormat.size, l15.ioFormat.yStride, l15.ioFormat.width, l15.ioFormat.colorFmt, l15.ioFormat.bitDepth],
+    [
+      l15.ioFormat.size,
+      l15.ioFormat.yStride,
+      l15.ioFormat.width,
+      l15.ioFormat.colorFmt,
+      l15.ioFormat.bitDepth,
+    ],
     [64, 24, 36, 52, 56],
   );
   assert.equal(l15.bufferHeader.size, 136);
@@ -56,10 +62,21 @@ test("SVT-AV1 3.x and 4.x layout: 144-byte header, 40-byte descriptor, init_hand
     const l = layout(v)!;
     assert.equal(l.initHandleHasAppData, false);
     assert.deepEqual(
-      [l.bufferHeader.size, l.bufferHeader.qp, l.bufferHeader.picType, l.bufferHeader.flags, l.bufferHeader.metadata],
+      [
+        l.bufferHeader.size,
+        l.bufferHeader.qp,
+        l.bufferHeader.picType,
+        l.bufferHeader.flags,
+        l.bufferHeader.metadata,
+      ],
       [144, 68, 76, 104, 136],
     );
-    assert.deepEqual([l.ioFormat.size, l.ioFormat.yStride, l.ioFormat.crStride, l.ioFormat.cbStride], [40, 24, 28, 32]);
+    assert.deepEqual([l.ioFormat.size, l.ioFormat.yStride, l.ioFormat.crStride, l.ioFormat.cbStride], [
+      40,
+      24,
+      28,
+      32,
+    ]);
     assert.equal(l.ioFormat.width, undefined);
     assert.ok(l.configBytes >= 664);
   }

@@ -1,5 +1,12 @@
 /** FFI runtime adapter for Bun (`bun:ffi`). @module */
-import type { BoundSymbols, FfiRuntime, NativeFunction, NativeLibrary, NativeType, SymbolTable } from "./types.ts";
+import type {
+  BoundSymbols,
+  FfiRuntime,
+  NativeFunction,
+  NativeLibrary,
+  NativeType,
+  SymbolTable,
+} from "./types.ts";
 
 // A variable specifier keeps Deno from ever resolving bun:ffi; this module is only imported under Bun.
 const specifier = "bun:ffi";

@@ -4,7 +4,11 @@ import type { BoundSymbols, FfiRuntime, NativeFunction, NativeLibrary, SymbolTab
 type DenoPointer = Deno.PointerValue;
 
 function toDeno(fn: NativeFunction): Deno.ForeignFunction {
-  return { parameters: fn.parameters as Deno.NativeType[], result: fn.result as Deno.NativeResultType, optional: fn.optional };
+  return {
+    parameters: fn.parameters as Deno.NativeType[],
+    result: fn.result as Deno.NativeResultType,
+    optional: fn.optional,
+  };
 }
 
 function toPointer(address: bigint): DenoPointer {
@@ -21,7 +25,7 @@ function bind(raw: (...args: unknown[]) => unknown, fn: NativeFunction): (...arg
   const result = fn.result;
   const convertArgs = pointerArgs.length > 0;
   return (...args: unknown[]) => {
-    if (convertArgs) for (const i of pointerArgs) args[i] = toPointer(args[i] as bigint);
+    if (convertArgs) { for (const i of pointerArgs) args[i] = toPointer(args[i] as bigint); }
     const value = raw(...args);
     if (result === "pointer") return fromPointer(value as DenoPointer);
     if (result === "u64" || result === "i64" || result === "usize") return BigInt(value as number | bigint);

@@ -40,7 +40,9 @@ type JsResult<T extends NativeType> = T extends "void" ? void
   : T extends "pointer" | "u64" | "i64" | "usize" ? bigint
   : number;
 
-type JsArgs<P extends readonly NativeType[]> = { [K in keyof P]: P[K] extends NativeType ? JsArg<P[K]> : never };
+type JsArgs<P extends readonly NativeType[]> = {
+  [K in keyof P]: P[K] extends NativeType ? JsArg<P[K]> : never;
+};
 
 /** The callable functions of an opened library, typed from its table. */
 export type BoundSymbols<S extends SymbolTable> = {

@@ -41,13 +41,15 @@ export function checkCommonConfig(
     throw fail(`Chroma must be "420", "422", "444" or "mono", got ${JSON.stringify(chroma)}`);
   }
   if (chroma === "420" && (width % 2 !== 0 || height % 2 !== 0)) {
-    throw fail(`Width and height must be even for 4:2:0 input, got ${width}x${height}: crop or pad by one pixel`);
+    throw fail(
+      `Width and height must be even for 4:2:0 input, got ${width}x${height}: crop or pad by one pixel`,
+    );
   }
   if (chroma === "422" && width % 2 !== 0) throw fail(`Width must be even for 4:2:2 input, got ${width}`);
   const fps = config.fps ?? { num: 30, den: 1 };
   if (
-    !fps || !Number.isInteger(fps.num) || !Number.isInteger(fps.den) || fps.num <= 0 || fps.den <= 0 ||
-    fps.num > 0xffffffff || fps.den > 0xffffffff
+    !fps || !Number.isInteger(fps.num) || !Number.isInteger(fps.den) || fps.num <= 0 || fps.den <= 0
+    || fps.num > 0xffffffff || fps.den > 0xffffffff
   ) {
     throw fail(`Frame rate must be positive integers { num, den }, got ${JSON.stringify(fps)}`);
   }

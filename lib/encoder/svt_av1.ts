@@ -5,9 +5,9 @@
 import { locateSvtAv1 } from "../../ffi/load.ts";
 import { EncoderError } from "../errors.ts";
 import { type ChromaSampling, frameByteLength, type Rational, type VideoInfo } from "../types.ts";
+import { checkCommonConfig, type CommonConfig } from "./config.ts";
 import type { SvtAv1WorkerConfig } from "./svt_av1_worker.ts";
 import { type HostOptions, WorkerEncoder } from "./worker_encoder.ts";
-import { checkCommonConfig, type CommonConfig } from "./config.ts";
 
 /** Settings of an SVT-AV1 encoder. Names shared with rav1e mean the same there. */
 export interface SvtAv1Config extends CommonConfig, HostOptions {
@@ -44,6 +44,8 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
   libraryPath?: string;
 }
 
+const DEFAULT_FPS = { num: 30, den: 1 };
+
 const SVT_LOG_LEVELS = { fatal: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
 
 const int = (v: unknown) => typeof v === "number" && Number.isInteger(v);
@@ -51,9 +53,13 @@ const int = (v: unknown) => typeof v === "number" && Number.isInteger(v);
 function range(name: string, v: number | undefined, lo: number, hi: number) {
   if (v === undefined) return;
   if (!int(v) || v < lo || v > hi) {
-    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 ${name} must be an integer from ${lo} to ${hi}, got ${v}`, {
-      library: "svt-av1",
-    });
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `SVT-AV1 ${name} must be an integer from ${lo} to ${hi}, got ${v}`,
+      {
+        library: "svt-av1",
+      },
+    );
   }
 }
 
@@ -77,9 +83,13 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
     });
   }
   if (config.height > 8704) {
-    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 takes at most 8704 lines, got a height of ${config.height}`, {
-      library: "svt-av1",
-    });
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `SVT-AV1 takes at most 8704 lines, got a height of ${config.height}`,
+      {
+        library: "svt-av1",
+      },
+    );
   }
   if (config.width < 64 || config.height < 64) {
     throw new EncoderError(
@@ -89,9 +99,13 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
     );
   }
   if (config.logLevel !== undefined && !(config.logLevel in SVT_LOG_LEVELS)) {
-    throw new EncoderError("INVALID_CONFIG", `SVT-AV1 logLevel must be one of ${Object.keys(SVT_LOG_LEVELS).join(", ")}`, {
-      library: "svt-av1",
-    });
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `SVT-AV1 logLevel must be one of ${Object.keys(SVT_LOG_LEVELS).join(", ")}`,
+      {
+        library: "svt-av1",
+      },
+    );
   }
   range("preset", config.preset, -2, 13);
   range("crf", config.crf, 1, 63);
@@ -135,8 +149,8 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
     ["width", String(config.width)],
     ["height", String(config.height)],
     ["input-depth", String(bitDepth)],
-    ["fps-num", String(config.fps.num)],
-    ["fps-denom", String(config.fps.den)],
+    ["fps-num", String((config.fps ?? DEFAULT_FPS).num)],
+    ["fps-denom", String((config.fps ?? DEFAULT_FPS).den)],
   ];
   if (config.preset !== undefined) p.push(["preset", String(config.preset)]);
   if (config.lowDelay) p.push(["pred-struct", "1"]);
@@ -153,9 +167,13 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
   }
   for (const [key, value] of Object.entries(config.params ?? {})) {
     if (!/^[a-z0-9][a-z0-9-]*$/i.test(key)) {
-      throw new EncoderError("UNKNOWN_PARAMETER", `Unknown SVT-AV1 parameter '${key}': use a long option name such as "film-grain"`, {
-        library: "svt-av1",
-      });
+      throw new EncoderError(
+        "UNKNOWN_PARAMETER",
+        `Unknown SVT-AV1 parameter '${key}': use a long option name such as "film-grain"`,
+        {
+          library: "svt-av1",
+        },
+      );
     }
     const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
     if (text.includes("\0")) {
@@ -191,7 +209,13 @@ export class SvtAv1Encoder extends WorkerEncoder {
   #forceKeyFrames: boolean;
   #keyPictureNeedsFlag: boolean;
 
-  private constructor(info: VideoInfo, frameSize: number, config: SvtAv1Config, force: boolean, needs: boolean) {
+  private constructor(
+    info: VideoInfo,
+    frameSize: number,
+    config: SvtAv1Config,
+    force: boolean,
+    needs: boolean,
+  ) {
     super({
       codec: "svt-av1",
       library: "svt-av1",
@@ -234,8 +258,8 @@ export class SvtAv1Encoder extends WorkerEncoder {
   }
 
   protected keyFrameHint(): string {
-    return "SVT-AV1 1.4 forces key frames only with crf or qp, random access (no lowDelay) and forceKeyFrames: true; " +
-      "with these settings use keyint for regular key frames";
+    return "SVT-AV1 1.4 forces key frames only with crf or qp, random access (no lowDelay) and forceKeyFrames: true; "
+      + "with these settings use keyint for regular key frames";
   }
 }
 

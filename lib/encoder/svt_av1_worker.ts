@@ -4,15 +4,15 @@
  * order of calls mirrors SvtAv1EncApp: send a picture, then collect ready packets without blocking.
  * @module
  */
+import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
+import { libcSymbols } from "../../ffi/symbols/libc.ts";
 import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
-import { serveEncoder } from "./worker_serve.ts";
-import { libcSymbols } from "../../ffi/symbols/libc.ts";
 import { demoteRealtimeThreads, threadIds } from "./realtime_threads.ts";
+import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. */
 export interface SvtAv1WorkerConfig {
@@ -114,8 +114,8 @@ class SvtAv1Backend implements WorkerBackend {
       this.#release();
       throw new EncoderError(
         "INVALID_CONFIG",
-        `SVT-AV1 rejected the configuration (status ${hex(set)}); its reason is printed on stderr. ` +
-          `Settings: ${cfg.params.map(([k, v]) => `${k}=${v}`).join(" ")}`,
+        `SVT-AV1 rejected the configuration (status ${hex(set)}); its reason is printed on stderr. `
+          + `Settings: ${cfg.params.map(([k, v]) => `${k}=${v}`).join(" ")}`,
         { library: "svt-av1" },
       );
     }

@@ -3,10 +3,10 @@
  * the packet iterator and the life cycle shared by both backends.
  * @module
  */
+import { findSequenceHeader } from "../av1/obu.ts";
 import { EncoderError } from "../errors.ts";
 import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
 import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
-import { findSequenceHeader } from "../av1/obu.ts";
 
 /** Options every backend shares for how it talks to its worker. */
 export interface HostOptions {
@@ -44,7 +44,7 @@ export abstract class WorkerEncoder implements Encoder {
   #worker: Worker;
   #state: State = "open";
   #error: EncoderError | undefined;
-  #sequenceHeader = new Uint8Array(0);
+  #sequenceHeader: Uint8Array = new Uint8Array(0);
   #version = "";
   #nextId = 0;
   #accepted = new Map<number, Pending>();
@@ -133,9 +133,13 @@ export abstract class WorkerEncoder implements Encoder {
 
   #usable(what: string) {
     if (this.#state === "closed") {
-      throw new EncoderError("CLOSED", `Cannot ${what}: the ${this.codec} encoder is closed; create a new one`, {
-        library: this.#library,
-      });
+      throw new EncoderError(
+        "CLOSED",
+        `Cannot ${what}: the ${this.codec} encoder is closed; create a new one`,
+        {
+          library: this.#library,
+        },
+      );
     }
     if (this.#state === "failed") throw this.#error!;
   }
@@ -159,8 +163,8 @@ export abstract class WorkerEncoder implements Encoder {
       const { width, height, bitDepth, chroma } = this.info;
       throw new EncoderError(
         "INVALID_FRAME",
-        `Frame has ${data.byteLength} bytes but ${width}x${height} ${chroma} at ${bitDepth} bits needs ${this.frameSize}: ` +
-          "pass planar Y, U, V planes without padding (16-bit little-endian samples above 8 bits)",
+        `Frame has ${data.byteLength} bytes but ${width}x${height} ${chroma} at ${bitDepth} bits needs ${this.frameSize}: `
+          + "pass planar Y, U, V planes without padding (16-bit little-endian samples above 8 bits)",
         { library: this.#library },
       );
     }
@@ -173,8 +177,8 @@ export abstract class WorkerEncoder implements Encoder {
     }
     this.#keyFrameRequested = false;
     // The buffer is transferred to the worker when the frame owns all of it; otherwise it is copied.
-    const owns = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength &&
-      !(typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer);
+    const owns = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength
+      && !(typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer);
     const payload = options.transfer !== false && owns ? data : data.slice();
     const id = this.#nextId++;
     this.#timestamps.push({
@@ -186,10 +190,10 @@ export abstract class WorkerEncoder implements Encoder {
     this.#post({ t: "frame", id, data: payload, keyFrame }, [payload.buffer as ArrayBuffer]);
     await accepted;
     // Backpressure from the output side: wait while the consumer is behind.
-    while (this.#queue.length >= this.#maxQueued && this.#state !== "failed" && this.#state !== "closed") {
+    while (this.#queue.length >= this.#maxQueued && !this.#stopped()) {
       await new Promise<void>((r) => this.#spaceWaiters.push(r));
     }
-    if (this.#state === "failed") throw this.#error!;
+    if (this.#error) throw this.#error;
   }
 
   async flush(): Promise<void> {
@@ -225,6 +229,11 @@ export abstract class WorkerEncoder implements Encoder {
     } finally {
       this.#iterating = false;
     }
+  }
+
+  /** State read through a method so that checks after an await are not narrowed away. */
+  #stopped(): boolean {
+    return this.#state === "failed" || this.#state === "closed";
   }
 
   #wakeProducers() {

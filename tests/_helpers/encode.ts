@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
-import type { Encoder, EncodeOptions, Frame, Packet } from "../../lib/types.ts";
+import type { EncodeOptions, Encoder, Frame, Packet } from "../../lib/types.ts";
 
 export { tempPath } from "./io_streams.ts";
 
@@ -20,11 +20,17 @@ export function toolPath(name: string): string | undefined {
 /** `{ skip }` option for node:test when a tool is missing (build.ts --dev installs them). */
 export function needs(...tools: string[]): { skip?: string } {
   const missing = tools.filter((t) => !toolPath(t));
-  return missing.length ? { skip: `${missing.join(", ")} not installed: run deno run -A build.ts --dev` } : {};
+  return missing.length
+    ? { skip: `${missing.join(", ")} not installed: run deno run -A build.ts --dev` }
+    : {};
 }
 
 /** Runs a command to completion; returns its exit code and output. */
-export function run(cmd: string, args: string[], input?: Uint8Array): { code: number; stdout: string; stderr: string } {
+export function run(
+  cmd: string,
+  args: string[],
+  input?: Uint8Array,
+): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { input, maxBuffer: 256 << 20 });
   return { code: r.status ?? -1, stdout: r.stdout?.toString() ?? "", stderr: r.stderr?.toString() ?? "" };
 }
