@@ -1,0 +1,173 @@
+/**
+ * Benchmarks av1-stream against SvtAv1EncApp on the same clips and settings, in one run, alternating the
+ * contenders and keeping the best of several runs: wall-time ratio against the app, peak RSS, and the
+ * largest event-loop lag of the API under Deno and Bun. Prints a table and writes bench/results.md.
+ *
+ * Usage: deno run -A bench/run.ts [--runs N] [--quick]
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import process from "node:process";
+import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { locateSvtAv1 } from "../ffi/load.ts";
+import { fileSink } from "../lib/io/sink.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const tmp = `${root}bench/tmp`;
+mkdirSync(tmp, { recursive: true });
+const bin = (name: string) => `${root}node_modules/.bin/${name}`;
+const quick = process.argv.includes("--quick");
+const runsArg = process.argv.indexOf("--runs");
+const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 2 : 3;
+
+interface Case {
+  name: string;
+  width: number;
+  height: number;
+  frames: number;
+  preset: number;
+  crf: number;
+  target: number;
+}
+const cases: Case[] = [
+  { name: "720p preset 10", width: 1280, height: 720, frames: quick ? 30 : 120, preset: 10, crf: 35, target: 1.03 },
+  { name: "360p preset 12", width: 640, height: 360, frames: quick ? 60 : 240, preset: 12, crf: 35, target: 1.05 },
+];
+
+/** Writes the clip: ffmpeg's testsrc2 when available (what the facts were measured on), else ours. */
+async function clip(c: Case): Promise<string> {
+  const path = `${tmp}/${c.width}x${c.height}-${c.frames}.y4m`;
+  if (existsSync(path)) return path;
+  const size = `${c.width}x${c.height}`;
+  const ff = spawnSync("ffmpeg", [
+    ...["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=30`],
+    ...["-frames:v", String(c.frames), "-pix_fmt", "yuv420p", "-y", path],
+  ]);
+  if (ff.status !== 0) {
+    const sink = await fileSink(path);
+    const reader = testSourceY4m({ width: c.width, height: c.height, frames: c.frames }).getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) await sink.write(r.value);
+    await sink.close();
+  }
+  return path;
+}
+
+interface Measure {
+  seconds: number;
+  peakRssMB: number;
+  maxLagMs?: number;
+}
+
+/** Runs a command, sampling its peak RSS (VmHWM) from /proc while it runs. */
+function measure(cmd: string, args: string[]): Promise<Measure> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SVT_LOG: "1" } });
+    let hwm = 0;
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const sample = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        if (m) hwm = Math.max(hwm, Number(m[1]) / 1024);
+      } catch { /* it has exited */ }
+    }, 10);
+    child.on("close", (code) => {
+      clearInterval(sample);
+      const seconds = (performance.now() - started) / 1000;
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${stderr.slice(-500)}`));
+      const line = stdout.trim().split("\n").pop() ?? "";
+      if (line.startsWith("{")) {
+        // The API script reports its own lag and peak RSS; the wall time here includes runtime start-up.
+        const r = JSON.parse(line);
+        return resolve({ seconds, peakRssMB: Math.max(hwm, r.peakRssMB), maxLagMs: r.maxLagMs });
+      }
+      resolve({ seconds, peakRssMB: hwm });
+    });
+  });
+}
+
+interface Contender {
+  name: string;
+  command(input: string, c: Case): [string, string[]];
+}
+
+const settings = (c: Case) => ["--preset", String(c.preset), "--crf", String(c.crf)];
+const contenders: Contender[] = [
+  { name: "SvtAv1EncApp", command: (i, c) => ["SvtAv1EncApp", ["-i", i, "-b", `${tmp}/app.ivf`, ...settings(c)]] },
+  {
+    name: "CLI (Deno)",
+    command: (i, c) => [bin("deno"), ["run", "-A", `${root}cli.ts`, "-i", i, "-o", `${tmp}/deno.ivf`, ...settings(c), "-q"]],
+  },
+  {
+    name: "CLI (Bun)",
+    command: (i, c) => [bin("bun"), [`${root}cli.ts`, "-i", i, "-o", `${tmp}/bun.ivf`, ...settings(c), "-q"]],
+  },
+  {
+    name: "API (Deno)",
+    command: (i, c) => [bin("deno"), ["run", "-A", `${root}bench/api_encode.ts`, i, `${tmp}/deno-api.ivf`, `${c.preset}`, `${c.crf}`]],
+  },
+  {
+    name: "API (Bun)",
+    command: (i, c) => [bin("bun"), [`${root}bench/api_encode.ts`, i, `${tmp}/bun-api.ivf`, `${c.preset}`, `${c.crf}`]],
+  },
+];
+
+function version(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args);
+  return (r.stdout?.toString() || r.stderr?.toString() || "?").trim().split("\n")[0];
+}
+
+const rows: string[] = [];
+const svt = await locateSvtAv1();
+for (const c of cases) {
+  const input = await clip(c);
+  const best = new Map<string, Measure>();
+  // Alternate the contenders run by run so that machine load hits them alike.
+  for (let r = 0; r < runs; r++) {
+    for (const k of contenders) {
+      const [cmd, args] = k.command(input, c);
+      const m = await measure(cmd, args);
+      const prev = best.get(k.name);
+      best.set(k.name, {
+        seconds: Math.min(prev?.seconds ?? Infinity, m.seconds),
+        peakRssMB: Math.max(prev?.peakRssMB ?? 0, m.peakRssMB),
+        maxLagMs: m.maxLagMs === undefined ? undefined : Math.max(prev?.maxLagMs ?? 0, m.maxLagMs),
+      });
+      process.stderr.write(`${c.name} run ${r + 1}/${runs} ${k.name}: ${m.seconds.toFixed(2)} s\n`);
+    }
+  }
+  const app = best.get("SvtAv1EncApp")!;
+  for (const [name, m] of best) {
+    const ratio = m.seconds / app.seconds;
+    const verdict = name === "SvtAv1EncApp" ? "" : ratio <= c.target ? " ✓" : ` (target ≤ ${c.target})`;
+    const lag = m.maxLagMs === undefined ? "" : m.maxLagMs.toFixed(1);
+    rows.push(
+      `| ${c.name}, ${c.frames} frames | ${name} | ${m.seconds.toFixed(2)} | ${(c.frames / m.seconds).toFixed(1)} | ` +
+        `${ratio.toFixed(3)}${verdict} | ${m.peakRssMB.toFixed(0)} | ${lag} |`,
+    );
+  }
+}
+
+const header = [
+  "| clip | contender | best wall s | fps | ratio vs app | peak RSS MB | max event-loop lag ms |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+];
+const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const machine = [
+  `- Date: ${new Date().toISOString()}`,
+  `- Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; load average ${load} at the end`,
+  `- SVT-AV1 library ${svt.version.text} (${svt.path}); ${version("SvtAv1EncApp", ["--version"])}`,
+  `- ${version(bin("deno"), ["--version"])}; Bun ${version(bin("bun"), ["--version"])}`,
+  `- Best of ${runs} alternating runs; wall time of the whole process, runtime start-up included.`,
+];
+const table = [...header, ...rows].join("\n");
+console.log(table);
+writeFileSync(
+  `${root}bench/results.md`,
+  `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.ts).\n\n${machine.join("\n")}\n\n${table}\n`,
+);
