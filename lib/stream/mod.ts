@@ -1,0 +1,40 @@
+/**
+ * From frames to peers: {@linkcode createEncodeStream} turns an encoder into a transform stream, and the
+ * sinks deliver packets to files, stdout, TCP, WebSocket and HTTP peers with backpressure, reconnection
+ * and a policy for a peer that is gone (`block`, `buffer`, `drop`).
+ *
+ * @example
+ * ```ts
+ * import { createEncodeStream, createSink } from "./mod.ts";
+ * import { testSource } from "../io/testsrc.ts";
+ * const source = testSource({ width: 64, height: 64, frames: 30 });
+ * const encode = createEncodeStream({ ...source.info, preset: 12, lowDelay: true, keyint: 10 });
+ * const sink = createSink("/tmp/stream_example.ivf", { info: source.info, onKeyFrameNeeded: () => encode.requestKeyFrame() });
+ * await ReadableStream.from(source.frames()).pipeThrough(encode).pipeTo(sink);
+ * console.log(sink.stats.packets); // 30
+ * ```
+ * @module
+ */
+
+export { type Backoff, backoff, type BackoffOptions } from "./backoff.ts";
+export {
+  createEncodeStream,
+  type EncodeStream,
+  type EncodeStreamConfig,
+  type EncodeStreamOptions,
+} from "./encode_stream.ts";
+export { ivfFormat, obuFormat, type ObuFormatOptions, type StreamFormat } from "./format.ts";
+export { httpTransport, type HttpTransportOptions } from "./http.ts";
+export { type Link, type LinkError, type Transport } from "./link.ts";
+export { fileTransport, stdoutTransport, writableTransport } from "./local.ts";
+export {
+  type DisconnectPolicy,
+  PacketSink,
+  type PacketSinkOptions,
+  type SinkEvents,
+  type SinkState,
+  type SinkStats,
+} from "./packet_sink.ts";
+export { createSink, filePacketSink, httpSink, stdoutSink, tcpSink, webSocketSink } from "./sinks.ts";
+export { parseTcpUrl, tcpTransport } from "./tcp.ts";
+export { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";

@@ -1,0 +1,724 @@
+/**
+ * {@linkcode PacketSink}: a `WritableStream<Packet>` over any {@linkcode Transport}, with reconnection,
+ * exponential backoff, a write watchdog, and the `block` / `buffer` / `drop` policies for a peer that is
+ * gone or slower than real time. The network sinks (TCP, WebSocket, HTTP) and the local ones (file,
+ * stdout) are all this class with a different transport.
+ *
+ * Why the `block` policy keeps more than one keyframe group: a write that succeeded only means the
+ * kernel has the bytes (docs/transport.md). A group stays until `retainBytes` have followed it on the same
+ * connection — more than the socket buffers hold — and a new connection resends from the oldest kept key
+ * frame.
+ * @module
+ */
+
+import { EncoderError } from "../errors.ts";
+import type { Packet, Rational, VideoInfo } from "../types.ts";
+import { type Backoff, backoff, type BackoffOptions } from "./backoff.ts";
+import { ivfFormat, obuFormat, type StreamFormat } from "./format.ts";
+import { asError, type Link, type LinkError, linkError, sleep, type Transport } from "./link.ts";
+
+/** What a sink does while its peer is gone or slower than real time. */
+export type DisconnectPolicy = "block" | "buffer" | "drop";
+
+/** Options every sink takes. */
+export interface PacketSinkOptions extends BackoffOptions {
+  /**
+   * How packets become bytes: a {@linkcode StreamFormat}, or `"ivf"` (default; needs `info`) or `"obu"`.
+   */
+  format?: StreamFormat | "ivf" | "obu";
+  /** Size and frame rate of the video: the IVF header, and the time base of `maxBufferDuration`. */
+  info?: Pick<VideoInfo, "width" | "height" | "fps">;
+  /** The encoder's sequence header, for `format: "obu"` (see {@linkcode obuFormat}). */
+  sequenceHeader?: Uint8Array;
+  /** Seconds per timestamp unit. Default the inverse of `info.fps`, else 1/30. */
+  timeBase?: Rational;
+  /**
+   * While the peer is gone or slow: `"block"` (default) holds the writer — and through backpressure the
+   * encoder and the source — and loses nothing; `"buffer"` keeps up to `maxBufferBytes` /
+   * `maxBufferDuration` and then drops to the next key frame; `"drop"` discards packets until a key frame.
+   */
+  onDisconnect?: DisconnectPolicy;
+  /** Bound of what `buffer` keeps (and of the queue of `drop` while connected), in bytes. Default 16 MiB for buffer, 1 MiB for drop. */
+  maxBufferBytes?: number;
+  /** Bound of what `buffer` keeps, in seconds of video. Default 10 for buffer, 2 for drop. */
+  maxBufferDuration?: number;
+  /**
+   * `block` and `buffer` keep a sent keyframe group until this many bytes followed it on the same
+   * connection, then consider it read. Default 8 MiB: above the loopback send and receive buffers together.
+   */
+  retainBytes?: number;
+  /** Hard cap on what `block` keeps for resending, in bytes. Default 64 MiB. */
+  maxRetainBytes?: number;
+  /** A write that makes no progress for this long is a stalled peer: reconnect. In ms, default 10 000. */
+  writeTimeout?: number;
+  /** Connection timeout in ms. Default 10 000. */
+  connectTimeout?: number;
+  /**
+   * Called when the sink needs a key frame sooner than the encoder would make one (the link dropped, a
+   * new connection, packets dropped): pass `() => encoder.requestKeyFrame()`.
+   */
+  onKeyFrameNeeded?: () => void;
+  /** Aborts the sink: it errors with an `ABORTED` error. */
+  signal?: AbortSignal;
+}
+
+/** Link state, as the progress line shows it. */
+export type SinkState = "connecting" | "connected" | "reconnecting" | "ending" | "closed" | "failed";
+
+/** Counters of a sink. */
+export interface SinkStats {
+  state: SinkState;
+  /** Connections opened. */
+  connections: number;
+  /** Bytes written to links, headers and resends included. */
+  bytes: number;
+  /** Packets written to links, resends included. */
+  packets: number;
+  /** Packets written again on a new connection. */
+  resent: number;
+  /** Packets discarded by `drop` / `buffer`. */
+  dropped: number;
+  droppedBytes: number;
+  /** Packets held now: waiting to be sent or kept for resending. */
+  buffered: number;
+  bufferedBytes: number;
+  /** Times `onKeyFrameNeeded` was called. */
+  keyFramesRequested: number;
+  /** Reconnection attempts made, over all outages. */
+  reconnects: number;
+}
+
+/** Events of a sink and what they carry. */
+export interface SinkEvents {
+  /** A connection is open; its header and `resent` packets were written. */
+  connect: { connection: number; resent: number };
+  /** A connection was lost. */
+  disconnect: { connection: number; cause: Error };
+  /** About to retry after `delay` ms: attempt `attempt` of this outage. */
+  reconnect: { attempt: number; delay: number; cause: Error };
+  /** Packets were discarded. */
+  drop: { packets: number; bytes: number; reason: "disconnected" | "buffer-full" | "no-keyframe" };
+  /** The sink asked for a key frame. */
+  keyframe: { reason: "disconnected" | "reconnected" | "dropped" };
+  /** The stream ended and the peer confirmed it. */
+  end: Record<string, never>;
+  /** The sink failed for good. */
+  error: { error: Error };
+}
+
+interface Entry {
+  packet: Packet;
+  size: number;
+  /** Block policy: the writer waits for this. */
+  sent?: { resolve(): void; reject(e: unknown): void };
+}
+
+interface Group {
+  entries: Entry[];
+  bytes: number;
+  /** Value of the sent-bytes counter after the group's last byte went to the current link. */
+  endOffset: number;
+}
+
+const MiB = 1 << 20;
+
+/** Resolves the `format` option. */
+export function resolveFormat(options: PacketSinkOptions): StreamFormat {
+  const f = options.format ?? "ivf";
+  if (typeof f === "object") return f;
+  if (f === "obu") return obuFormat({ sequenceHeader: options.sequenceHeader });
+  if (f === "ivf") {
+    if (!options.info) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        "An IVF sink needs info: { width, height, fps } for its header: pass the encoder's info",
+      );
+    }
+    return ivfFormat(options.info);
+  }
+  throw new EncoderError("INVALID_CONFIG", `Unknown stream format ${JSON.stringify(f)}: use "ivf" or "obu"`);
+}
+
+function positive(name: string, v: number | undefined, fallback: number): number {
+  const x = v ?? fallback;
+  if (typeof x !== "number" || !(x > 0)) {
+    throw new EncoderError("INVALID_CONFIG", `${name} must be a positive number, got ${v}`);
+  }
+  return x;
+}
+
+class SinkCore {
+  readonly transport: Transport;
+  readonly format: StreamFormat;
+  readonly policy: DisconnectPolicy;
+  readonly backoff: Backoff;
+  readonly stats: SinkStats = {
+    state: "connecting",
+    connections: 0,
+    bytes: 0,
+    packets: 0,
+    resent: 0,
+    dropped: 0,
+    droppedBytes: 0,
+    buffered: 0,
+    bufferedBytes: 0,
+    keyFramesRequested: 0,
+    reconnects: 0,
+  };
+  #listeners = new Map<string, Set<(e: never) => void>>();
+  #maxBufferBytes: number;
+  #maxBufferDuration: number;
+  #retainBytes: number;
+  #maxRetainBytes: number;
+  #writeTimeout: number;
+  #connectTimeout: number;
+  #secondsPerUnit: number;
+  #onKeyFrameNeeded: (() => void) | undefined;
+  #retaining: boolean;
+
+  #queue: Entry[] = [];
+  #queueBytes = 0;
+  #retained: Group[] = [];
+  #retainedBytes = 0;
+  #link: Link | undefined;
+  #lostCause: LinkError | undefined;
+  #connectedAt = 0;
+  #linkNeedsKey = true;
+  #dropUntilKey = false;
+  #sentBytes = 0;
+  #linkPackets = 0;
+  #closing = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+  #finished: Promise<void>;
+  #abort = new AbortController();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #errorStream: ((e: unknown) => void) | undefined;
+
+  constructor(transport: Transport, options: PacketSinkOptions) {
+    this.transport = transport;
+    this.format = resolveFormat(options);
+    this.policy = options.onDisconnect ?? "block";
+    if (!["block", "buffer", "drop"].includes(this.policy)) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `onDisconnect must be "block", "buffer" or "drop", got ${JSON.stringify(this.policy)}`,
+      );
+    }
+    this.backoff = backoff(transport.reconnects ? options : { ...options, maxAttempts: 0 });
+    const drop = this.policy === "drop";
+    this.#maxBufferBytes = positive("maxBufferBytes", options.maxBufferBytes, drop ? MiB : 16 * MiB);
+    this.#maxBufferDuration = positive("maxBufferDuration", options.maxBufferDuration, drop ? 2 : 10);
+    this.#retainBytes = positive("retainBytes", options.retainBytes, 8 * MiB);
+    this.#maxRetainBytes = positive("maxRetainBytes", options.maxRetainBytes, 64 * MiB);
+    this.#writeTimeout = positive("writeTimeout", options.writeTimeout, 10_000);
+    this.#connectTimeout = positive("connectTimeout", options.connectTimeout, 10_000);
+    const tb = options.timeBase
+      ?? (options.info ? { num: options.info.fps.den, den: options.info.fps.num } : undefined);
+    this.#secondsPerUnit = tb ? tb.num / tb.den : 1 / 30;
+    this.#onKeyFrameNeeded = options.onKeyFrameNeeded;
+    this.#retaining = transport.reconnects && this.policy !== "drop";
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = () =>
+        this.fail(
+          new EncoderError("ABORTED", `The sink to ${transport.name} was aborted`, { cause: signal.reason }),
+        );
+      if (signal.aborted) queueMicrotask(onAbort);
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+    this.#finished = this.#run();
+    this.#finished.catch(() => {});
+  }
+
+  /** Called from the stream's start(): lets the core error the stream when it fails between writes. */
+  bindStream(error: (e: unknown) => void) {
+    this.#errorStream = error;
+  }
+
+  on<K extends keyof SinkEvents>(type: K, listener: (event: SinkEvents[K]) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, set = new Set());
+    set.add(listener as (e: never) => void);
+    return () => set!.delete(listener as (e: never) => void);
+  }
+
+  #emit<K extends keyof SinkEvents>(type: K, event: SinkEvents[K]) {
+    for (const l of this.#listeners.get(type) ?? []) {
+      try {
+        (l as (e: SinkEvents[K]) => void)(event);
+      } catch (e) {
+        // A throwing listener must not break the transport; report it without stopping.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  #updateBuffered() {
+    this.stats.buffered = this.#queue.length + this.#retained.reduce((n, g) => n + g.entries.length, 0);
+    this.stats.bufferedBytes = this.#queueBytes + this.#retainedBytes;
+  }
+
+  #notify() {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #requestKeyFrame(reason: SinkEvents["keyframe"]["reason"]) {
+    if (!this.#onKeyFrameNeeded) return;
+    this.stats.keyFramesRequested++;
+    this.#emit("keyframe", { reason });
+    try {
+      this.#onKeyFrameNeeded();
+    } catch { /* the encoder may be closed already */ }
+  }
+
+  #dropped(entries: Entry[], reason: SinkEvents["drop"]["reason"]) {
+    if (!entries.length) return;
+    const bytes = entries.reduce((n, e) => n + e.size, 0);
+    this.stats.dropped += entries.length;
+    this.stats.droppedBytes += bytes;
+    for (const e of entries) e.sent?.resolve();
+    this.#emit("drop", { packets: entries.length, bytes, reason });
+  }
+
+  // ---- the writer's side ----
+
+  write(packet: Packet): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closing) {
+      return Promise.reject(new EncoderError("CLOSED", `The sink to ${this.transport.name} is closed`));
+    }
+    const entry: Entry = { packet, size: packet.data.length };
+    if (this.policy === "block") {
+      const sent = new Promise<void>((resolve, reject) => (entry.sent = { resolve, reject }));
+      this.#queue.push(entry);
+      this.#queueBytes += entry.size;
+      this.#updateBuffered();
+      this.#notify();
+      return sent;
+    }
+    if (this.#dropUntilKey && !packet.keyFrame) {
+      this.#dropped([entry], "no-keyframe");
+      return Promise.resolve();
+    }
+    if (this.policy === "drop" && (!this.#link || this.#lostCause)) {
+      this.#dropUntilKey = true;
+      this.#dropped([entry], "disconnected");
+      return Promise.resolve();
+    }
+    this.#dropUntilKey = false;
+    this.#queue.push(entry);
+    this.#queueBytes += entry.size;
+    this.#enforceBound();
+    this.#updateBuffered();
+    this.#notify();
+    return Promise.resolve();
+  }
+
+  #overBound(): boolean {
+    if (this.#queueBytes + this.#retainedBytes > this.#maxBufferBytes) return true;
+    const first = this.#retained[0]?.entries[0] ?? this.#queue[0];
+    const last = this.#queue.at(-1) ?? this.#retained.at(-1)?.entries.at(-1);
+    if (!first || !last) return false;
+    const span = (last.packet.timestamp + (last.packet.duration || 0) - first.packet.timestamp)
+      * this.#secondsPerUnit;
+    return span > this.#maxBufferDuration;
+  }
+
+  /** `buffer` and `drop`: past the bound, let go of the oldest groups; if one unfinished group is over it, drop it to the next key frame. */
+  #enforceBound() {
+    while (this.#overBound()) {
+      if (this.#retained.length) {
+        this.#releaseOldestGroup();
+        continue;
+      }
+      const next = this.#queue.findIndex((e, i) => i > 0 && e.packet.keyFrame);
+      const cut = next > 0 ? next : this.#queue.length;
+      const evicted = this.#queue.splice(0, cut);
+      this.#queueBytes -= evicted.reduce((n, e) => n + e.size, 0);
+      // The link may be in the middle of the evicted group: it must skip to a key frame now.
+      this.#linkNeedsKey = true;
+      this.#dropped(evicted, "buffer-full");
+      if (next <= 0) {
+        this.#dropUntilKey = true;
+        this.#requestKeyFrame("dropped");
+        return;
+      }
+    }
+  }
+
+  #releaseOldestGroup() {
+    const g = this.#retained.shift()!;
+    this.#retainedBytes -= g.bytes;
+  }
+
+  close(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    this.#closing = true;
+    this.#notify();
+    return this.#finished;
+  }
+
+  abort(reason: unknown): Promise<void> {
+    this.fail(
+      new EncoderError("ABORTED", `The sink to ${this.transport.name} was aborted`, { cause: reason }),
+    );
+    return this.#finished.catch(() => {});
+  }
+
+  fail(error: Error) {
+    if (this.#error || this.stats.state === "closed") return;
+    this.#error = error;
+    this.stats.state = "failed";
+    this.#abort.abort();
+    this.#link?.destroy(error);
+    this.#stopWatchdog();
+    for (const e of this.#queue.splice(0)) e.sent?.reject(error);
+    for (const g of this.#retained.splice(0)) for (const e of g.entries) e.sent?.reject(error);
+    this.#queueBytes = this.#retainedBytes = 0;
+    this.#updateBuffered();
+    this.#notify();
+    this.#emit("error", { error });
+    this.#errorStream?.(error);
+  }
+
+  // ---- the pump: one task owns the link ----
+
+  async #run(): Promise<void> {
+    await Promise.resolve();
+    try {
+      await this.#connect(undefined);
+      while (true) {
+        if (this.#error) throw this.#error;
+        if (this.#lostCause) {
+          await this.#connect(this.#lostCause);
+          continue;
+        }
+        const entry = this.#queue[0];
+        if (!entry) {
+          if (this.#closing) {
+            if (await this.#finish()) return;
+            continue;
+          }
+          await new Promise<void>((r) => (this.#wake = r));
+          continue;
+        }
+        this.#queue.shift();
+        this.#queueBytes -= entry.size;
+        if (this.#linkNeedsKey && !entry.packet.keyFrame) {
+          this.#dropped([entry], "no-keyframe");
+          this.#updateBuffered();
+          continue;
+        }
+        this.#linkNeedsKey = false;
+        if (this.#retaining) this.#retain(entry);
+        this.#updateBuffered();
+        try {
+          await this.#send(entry);
+        } catch (e) {
+          if (!this.#retaining) this.#dropped([entry], "disconnected");
+          this.#lostCause ??= asError(e);
+          continue;
+        }
+        entry.sent?.resolve();
+      }
+    } catch (e) {
+      this.fail(asError(e));
+      throw this.#error;
+    } finally {
+      this.#stopWatchdog();
+    }
+  }
+
+  #retain(entry: Entry) {
+    const last = this.#retained.at(-1);
+    if (entry.packet.keyFrame || !last) {
+      this.#retained.push({ entries: [entry], bytes: entry.size, endOffset: 0 });
+    } else {
+      last.entries.push(entry);
+      last.bytes += entry.size;
+    }
+    this.#retainedBytes += entry.size;
+    // Let go of groups that enough bytes have followed on this connection, and keep under the cap.
+    while (
+      this.#retained.length > 1
+      && (this.#sentBytes - this.#retained[0].endOffset >= this.#retainBytes
+        || this.#retainedBytes > this.#maxRetainBytes)
+    ) this.#releaseOldestGroup();
+  }
+
+  async #send(entry: Entry) {
+    const bytes = this.format.packet(entry.packet);
+    await this.#writeRaw(bytes);
+    this.#linkPackets++;
+    this.stats.packets++;
+    const last = this.#retained.at(-1);
+    if (last && last.entries.includes(entry)) last.endOffset = this.#sentBytes;
+  }
+
+  async #writeRaw(bytes: Uint8Array) {
+    const link = this.#link;
+    if (!link || this.#lostCause) throw this.#lostCause ?? linkError("ENOTCONN", "Not connected");
+    this.#sentBytes += bytes.length;
+    this.stats.bytes += bytes.length;
+    await link.write(bytes);
+  }
+
+  /** Opens a link (retrying per the backoff schedule), then writes the header and resends what is kept. */
+  async #connect(cause: LinkError | undefined) {
+    let attempt = 0;
+    if (cause) {
+      const connection = this.stats.connections;
+      this.#emit("disconnect", { connection, cause });
+      // A connection that died young does not end the outage: keep counting its attempts.
+      if (performance.now() - this.#connectedAt < Math.max(1000, this.backoff.initialDelay)) {
+        attempt = this.#attempt;
+      }
+      this.#dropLink(cause);
+    }
+    while (true) {
+      if (this.#error) throw this.#error;
+      if (cause) {
+        if (!this.transport.reconnects) {
+          throw new EncoderError("IO_ERROR", `Writing to ${this.transport.name} failed: ${cause.message}`, {
+            cause,
+          });
+        }
+        attempt++;
+        this.#attempt = attempt;
+        if (attempt > this.backoff.maxAttempts) {
+          throw new EncoderError(
+            "IO_ERROR",
+            `Could not reach ${this.transport.name} after ${
+              attempt - 1
+            } reconnection attempts: ${cause.message}`,
+            { cause },
+          );
+        }
+        const delay = this.backoff.delay(attempt);
+        this.stats.state = "reconnecting";
+        this.stats.reconnects++;
+        this.#emit("reconnect", { attempt, delay, cause });
+        await sleep(delay, this.#abort.signal);
+        if (this.#error) throw this.#error;
+      }
+      let link: Link;
+      try {
+        link = await this.transport.connect({
+          timeout: this.#connectTimeout,
+          contentType: this.format.contentType,
+        });
+      } catch (e) {
+        cause = asError(e);
+        continue;
+      }
+      if (this.#error) {
+        link.destroy(this.#error);
+        throw this.#error;
+      }
+      try {
+        await this.#startLink(link);
+        return;
+      } catch (e) {
+        cause = this.#lostCause ?? asError(e);
+        this.#emit("disconnect", { connection: this.stats.connections, cause });
+        this.#dropLink(cause);
+      }
+    }
+  }
+  #attempt = 0;
+
+  #dropLink(cause: LinkError) {
+    this.#link?.destroy(cause);
+    this.#link = undefined;
+    this.#lostCause = undefined;
+    this.#stopWatchdog();
+    if (this.policy === "drop") {
+      const lost = this.#queue.splice(0);
+      this.#queueBytes = 0;
+      this.#dropped(lost, "disconnected");
+      this.#dropUntilKey = true;
+      this.#requestKeyFrame("disconnected");
+    }
+    this.#updateBuffered();
+  }
+
+  async #startLink(link: Link) {
+    this.#link = link;
+    this.#lostCause = undefined;
+    this.#connectedAt = performance.now();
+    this.#linkPackets = 0;
+    this.stats.connections++;
+    this.stats.state = "connected";
+    this.#linkNeedsKey = true;
+    link.lost.then((cause) => {
+      if (this.#link === link && !this.#lostCause) {
+        this.#lostCause = cause;
+        this.#notify();
+      }
+    });
+    this.#startWatchdog(link);
+    await this.#writeRaw(this.format.header());
+    let resent = 0;
+    for (const group of this.#retained) {
+      for (const entry of group.entries) {
+        await this.#send(entry);
+        resent++;
+        entry.sent?.resolve();
+      }
+      group.endOffset = this.#sentBytes;
+    }
+    if (resent) this.#linkNeedsKey = false;
+    this.stats.resent += this.stats.connections > 1 ? resent : 0;
+    if (
+      this.policy !== "block" && this.#linkNeedsKey && !this.#queue[0]?.packet.keyFrame
+      && (this.#dropUntilKey || this.stats.connections > 1)
+    ) {
+      this.#requestKeyFrame("reconnected");
+    }
+    this.#emit("connect", { connection: this.stats.connections, resent });
+  }
+
+  /** Clean end: trailer, FIN, and the peer's answer. False when the link failed and the tail was resent. */
+  async #finish(): Promise<boolean> {
+    const link = this.#link!;
+    this.stats.state = "ending";
+    try {
+      const trailer = this.format.end?.();
+      if (trailer?.length) await this.#writeRaw(trailer);
+      const patch = this.format.finalize?.(this.#linkPackets);
+      if (patch && link.patch) await link.patch(patch.offset, patch.bytes);
+      const timedOut = Symbol();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const result = await Promise.race([
+        link.end(),
+        link.lost.then((c) => Promise.reject(c)),
+        new Promise<symbol>((r) => (timer = setTimeout(() => r(timedOut), this.#writeTimeout))),
+      ]).finally(() => clearTimeout(timer));
+      if (result === timedOut) {
+        throw linkError(
+          "ETIMEDOUT",
+          `The peer did not close the connection within ${this.#writeTimeout} ms of the end`,
+        );
+      }
+    } catch (e) {
+      if (this.#error) throw this.#error;
+      this.#endAttempts++;
+      const cause = asError(e);
+      if (this.#endAttempts > Math.max(1, this.backoff.maxAttempts)) {
+        throw new EncoderError(
+          "IO_ERROR",
+          `Could not end the stream to ${this.transport.name}: ${cause.message}`,
+          { cause },
+        );
+      }
+      this.#lostCause = cause;
+      return false;
+    }
+    this.#stopWatchdog();
+    this.#link = undefined;
+    this.#retained = [];
+    this.#retainedBytes = 0;
+    this.#updateBuffered();
+    this.stats.state = "closed";
+    this.#emit("end", {});
+    return true;
+  }
+  #endAttempts = 0;
+
+  #startWatchdog(link: Link) {
+    this.#stopWatchdog();
+    let last = link.progress().flushed;
+    let since = performance.now();
+    const period = Math.max(20, Math.min(1000, this.#writeTimeout / 4));
+    this.#watchdog = setInterval(() => {
+      const { pending, flushed } = link.progress();
+      const now = performance.now();
+      if (flushed !== last || pending === 0) {
+        last = flushed;
+        since = now;
+        return;
+      }
+      if (now - since >= this.#writeTimeout) {
+        link.destroy(
+          linkError(
+            "ETIMEDOUT",
+            `Writes to ${this.transport.name} made no progress for ${this.#writeTimeout} ms: the peer stopped reading`,
+          ),
+        );
+      }
+    }, period);
+  }
+
+  #stopWatchdog() {
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+}
+
+/**
+ * A `WritableStream<Packet>` that delivers packets over a {@linkcode Transport}: every connection starts
+ * with the format's header and then a key frame; lost connections are retried with backoff; `close()`
+ * resolves once the peer confirmed the end. Made by {@linkcode tcpSink}, {@linkcode webSocketSink},
+ * {@linkcode httpSink}, {@linkcode fileSink}, {@linkcode stdoutSink} and {@linkcode createSink}.
+ *
+ * @example
+ * ```ts
+ * import { PacketSink } from "./packet_sink.ts";
+ * import { writableTransport } from "./local.ts";
+ * const chunks: Uint8Array[] = [];
+ * const sink = new PacketSink(writableTransport(new WritableStream({ write: (c) => void chunks.push(c) })), {
+ *   info: { width: 64, height: 64, fps: { num: 30, den: 1 } },
+ * });
+ * sink.on("connect", (e) => console.log("connection", e.connection));
+ * const writer = sink.getWriter();
+ * await writer.write({ data: new Uint8Array([0x12, 0x00]), timestamp: 0, duration: 1, keyFrame: true });
+ * await writer.close();
+ * console.log(sink.stats.packets); // 1
+ * ```
+ */
+export class PacketSink extends WritableStream<Packet> {
+  #core: SinkCore;
+
+  constructor(transport: Transport, options: PacketSinkOptions = {}) {
+    const core = new SinkCore(transport, options);
+    super({
+      start: (controller) => core.bindStream((e) => controller.error(e)),
+      write: (packet) => core.write(packet),
+      close: () => core.close(),
+      abort: (reason) => core.abort(reason),
+    }, { highWaterMark: 1 });
+    this.#core = core;
+  }
+
+  /** Counters: a snapshot. */
+  get stats(): SinkStats {
+    return { ...this.#core.stats };
+  }
+
+  /** The link state. */
+  get state(): SinkState {
+    return this.#core.stats.state;
+  }
+
+  /** Where the sink writes. */
+  get target(): string {
+    return this.#core.transport.name;
+  }
+
+  /** The policy in force. */
+  get policy(): DisconnectPolicy {
+    return this.#core.policy;
+  }
+
+  /** Listens to an event; returns a function that removes the listener. */
+  on<K extends keyof SinkEvents>(type: K, listener: (event: SinkEvents[K]) => void): () => void {
+    return this.#core.on(type, listener);
+  }
+}
+
+export type { Transport };
