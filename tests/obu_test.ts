@@ -166,11 +166,12 @@ test("parseObus reports a forbidden bit, a truncated size and an overrun at thei
   assertInvalid(() => parseObus(new Uint8Array([0x12, 0x00, 0x7e])), /extension header .* ends at byte 3/);
 });
 
-test("parseObus lists the same OBUs as ffmpeg in every fixture packet", (t) => {
+test("parseObus lists the same OBUs as ffmpeg in every fixture packet", async (t) => {
   const missing = missingTool("ffmpeg");
   if (missing) return void t.skip(missing);
-  for (const name of av1FixtureNames()) {
-    const traced = traceHeaders(name).packets;
+  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
+  for (const [k, name] of av1FixtureNames().entries()) {
+    const traced = traces[k].packets;
     const frames = av1FixtureFrames(name);
     assert.equal(frames.length, traced.length, name);
     frames.forEach((packet, i) => {
@@ -221,12 +222,14 @@ test("stripTemporalDelimiters drops TD OBUs and leaves packets without any untou
   assert.deepEqual([...stripTemporalDelimiters(middle)], [0x7a, 0x01, 0xaa, 0x7a, 0x00]);
 });
 
-test("stripTemporalDelimiters gives the samples ffmpeg writes to MP4", (t) => {
+test("stripTemporalDelimiters gives the samples ffmpeg writes to MP4", async (t) => {
   const missing = missingTool("ffmpeg");
   if (missing) return void t.skip(missing);
-  for (const name of ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf"]) {
+  const names = ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf"];
+  const mp4s = await Promise.all(names.map(ffmpegMp4));
+  for (const [k, name] of names.entries()) {
     const ours = concat(...av1FixtureFrames(name).map((p) => stripTemporalDelimiters(p)));
-    assert.deepEqual(ours, ffmpegMp4(name).samples, name);
+    assert.deepEqual(ours, mp4s[k].samples, name);
   }
 });
 
@@ -247,12 +250,13 @@ test("findSequenceHeader returns the whole sequence header OBU of a key frame, n
   assert.equal(findSequenceHeader(new Uint8Array([0x12, 0x00])), null);
 });
 
-test("parseFrameHeaderStart reads the same frame header fields as ffmpeg", (t) => {
+test("parseFrameHeaderStart reads the same frame header fields as ffmpeg", async (t) => {
   const missing = missingTool("ffmpeg");
   if (missing) return void t.skip(missing);
+  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
   let compared = 0;
-  for (const name of av1FixtureNames()) {
-    const traced = traceHeaders(name).packets;
+  for (const [k, name] of av1FixtureNames().entries()) {
+    const traced = traces[k].packets;
     let seq: SequenceHeader | undefined;
     av1FixtureFrames(name).forEach((packet, i) => {
       const obus = parseObus(packet);
@@ -297,11 +301,12 @@ test("isKeyFramePacket finds the key frames ffmpeg flags in every fixture", () =
   }
 });
 
-test("isKeyFramePacket agrees with ffmpeg's packet flags", (t) => {
+test("isKeyFramePacket agrees with ffmpeg's packet flags", async (t) => {
   const missing = missingTool("ffmpeg");
   if (missing) return void t.skip(missing);
-  for (const name of av1FixtureNames()) {
-    const traced = traceHeaders(name).packets;
+  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
+  for (const [k, name] of av1FixtureNames().entries()) {
+    const traced = traces[k].packets;
     const frames = av1FixtureFrames(name);
     frames.forEach((p, i) => assert.equal(isKeyFramePacket(p), traced[i].keyFrame, `${name} packet ${i}`));
   }

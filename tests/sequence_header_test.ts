@@ -96,13 +96,14 @@ function specNames(s: SequenceHeader): Record<string, number> {
   return out;
 }
 
-test("parseSequenceHeader reads every syntax element as ffmpeg's trace_headers does", (t) => {
+test("parseSequenceHeader reads every syntax element as ffmpeg's trace_headers does", async (t) => {
   const missing = missingTool("ffmpeg");
   if (missing) return void t.skip(missing);
+  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
   let fields = 0;
-  for (const name of av1FixtureNames()) {
+  for (const [k, name] of av1FixtureNames().entries()) {
     const ours = specNames(fixtureSequenceHeader(name).seq);
-    for (const [key, value] of Object.entries(traceHeaders(name).sequenceHeader)) {
+    for (const [key, value] of Object.entries(traces[k].sequenceHeader)) {
       if (key.startsWith("trailing_")) continue;
       assert.ok(key in ours, `${name}: ffmpeg read ${key}, which the parser does not report`);
       assert.equal(ours[key], value, `${name}: ${key}`);
@@ -273,11 +274,12 @@ test("parseSequenceHeader agrees with what ffprobe recorded for every fixture", 
   }
 });
 
-test("parseSequenceHeader agrees with ffprobe run now", (t) => {
+test("parseSequenceHeader agrees with ffprobe run now", async (t) => {
   const missing = missingTool("ffprobe");
   if (missing) return void t.skip(missing);
-  for (const name of av1FixtureNames()) {
-    const probe = ffprobeStream(name);
+  const probes = await Promise.all(av1FixtureNames().map(ffprobeStream));
+  for (const [k, name] of av1FixtureNames().entries()) {
+    const probe = probes[k];
     const ours = probeView(fixtureSequenceHeader(name).seq);
     for (const [key, value] of Object.entries(ours)) {
       if (key === "level" && name === "rav1e_64x64_still.ivf") continue; // see FFPROBE above

@@ -121,9 +121,13 @@ export function parseCodecString(codec: string): Av1CodecParameters {
     level: Number(levelTier[1]),
     tier: levelTier[2] as "M" | "H",
     bitDepth,
+    /** `mono_chrome`: luma only. */
     monochrome: false,
+    /** `subsampling_x`: 1 when chroma has half the width. */
     subsamplingX: 1,
+    /** `subsampling_y`: 1 when chroma has half the height. */
     subsamplingY: 1,
+    /** `chroma_sample_position`: 0 unknown, 1 vertical, 2 colocated. */
     chromaSamplePosition: 0,
     colorPrimaries: 1,
     transferCharacteristics: 1,
@@ -182,13 +186,13 @@ export interface Av1CodecConfigurationRecordOptions {
  * import { av1CodecConfigurationRecord } from "./codec_string.ts";
  * const sh = new Uint8Array([0x0a, 0x0a, 0x00, 0x00, 0x00, 0x03, 0xb4, 0xfd, 0x93, 0xef, 0xe4, 0x01]);
  * const av1C = av1CodecConfigurationRecord(sh);
- * console.log(av1C.subarray(0, 4)); // Uint8Array [ 129, 0, 12, 0 ]
+ * console.log(av1C.subarray(0, 4)); // Uint8Array(4) [ 129, 0, 12, 0 ]
  * ```
  */
 export function av1CodecConfigurationRecord(
   seqHeaderObu: Uint8Array,
   options: Av1CodecConfigurationRecordOptions = {},
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const obuBytes = findSequenceHeader(seqHeaderObu);
   if (!obuBytes) {
     throw malformed("No sequence header OBU found; pass the sequence header OBU or a key frame packet");
@@ -230,15 +234,25 @@ function withSizeField(obuBytes: Uint8Array): Uint8Array {
 
 /** The fields of an `av1C` box payload. */
 export interface Av1CodecConfiguration {
+  /** `version`: 1, the only one defined. */
   version: number;
+  /** `seq_profile`: 0 Main (4:2:0, mono), 1 High (4:4:4), 2 Professional (4:2:2, 12-bit). */
   seqProfile: number;
+  /** `seq_level_idx[0]`: the `LL` of the codec string. */
   seqLevelIdx0: number;
+  /** `seq_tier[0]`: 0 Main, 1 High. */
   seqTier0: number;
+  /** `high_bitdepth`: 10 or 12 bits per sample. */
   highBitdepth: boolean;
+  /** `twelve_bit`: 12 bits per sample (profile 2 only). */
   twelveBit: boolean;
+  /** `mono_chrome`: luma only. */
   monochrome: boolean;
+  /** `chroma_subsampling_x`: 1 when chroma has half the width. */
   chromaSubsamplingX: number;
+  /** `chroma_subsampling_y`: 1 when chroma has half the height. */
   chromaSubsamplingY: number;
+  /** `chroma_sample_position`: 0 unknown, 1 vertical, 2 colocated. */
   chromaSamplePosition: number;
   /** `initial_presentation_delay_minus_one + 1`, when present. */
   initialPresentationDelay?: number;
@@ -272,14 +286,23 @@ export function parseAv1C(bytes: Uint8Array): Av1CodecConfiguration {
   if (version !== 1) throw malformed(`Unsupported av1C version ${version}; only version 1 is defined`);
   const config: Av1CodecConfiguration = {
     version,
+    /** `seq_profile`: 0 Main (4:2:0, mono), 1 High (4:4:4), 2 Professional (4:2:2, 12-bit). */
     seqProfile: bytes[1] >> 5,
+    /** `seq_level_idx[0]`: the `LL` of the codec string. */
     seqLevelIdx0: bytes[1] & 0x1f,
+    /** `seq_tier[0]`: 0 Main, 1 High. */
     seqTier0: bytes[2] >> 7,
+    /** `high_bitdepth`: 10 or 12 bits per sample. */
     highBitdepth: ((bytes[2] >> 6) & 1) === 1,
+    /** `twelve_bit`: 12 bits per sample (profile 2 only). */
     twelveBit: ((bytes[2] >> 5) & 1) === 1,
+    /** `mono_chrome`: luma only. */
     monochrome: ((bytes[2] >> 4) & 1) === 1,
+    /** `chroma_subsampling_x`: 1 when chroma has half the width. */
     chromaSubsamplingX: (bytes[2] >> 3) & 1,
+    /** `chroma_subsampling_y`: 1 when chroma has half the height. */
     chromaSubsamplingY: (bytes[2] >> 2) & 1,
+    /** `chroma_sample_position`: 0 unknown, 1 vertical, 2 colocated. */
     chromaSamplePosition: bytes[2] & 3,
     configOBUs: bytes.subarray(4),
   };

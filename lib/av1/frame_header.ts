@@ -38,16 +38,24 @@ export type FrameHeaderStart =
     displayFrameId?: number;
   }
   | {
+    /** `show_existing_frame`. */
     showExistingFrame: false;
+    /** `frame_type`: 0 KEY_FRAME, 1 INTER_FRAME, 2 INTRA_ONLY_FRAME, 3 SWITCH_FRAME. */
     frameType: number;
+    /** The spec's name of `frameType`. */
     frameTypeName: FrameTypeName;
+    /** `show_frame`: the frame is output once decoded. */
     showFrame: boolean;
+    /** `showable_frame`: a later `show_existing_frame` may output it. */
     showableFrame: boolean;
+    /** `error_resilient_mode` (inferred true for shown key frames and switch frames). */
     errorResilientMode: boolean;
     framePresentationTime?: number;
     /** `current_frame_id`, when frame ids are coded. */
     currentFrameId?: number;
+    /** `frame_size_override_flag`. */
     frameSizeOverride: boolean;
+    /** `order_hint`: 0 without order hints. */
     orderHint: number;
     /** Bit i set when the frame is stored in reference slot i. */
     refreshFrameFlags: number;
@@ -55,7 +63,9 @@ export type FrameHeaderStart =
 
 /** Ids from the OBU extension header, which select the `buffer_removal_time` fields to read. */
 export interface FrameHeaderContext {
+  /** `temporal_id` of the OBU carrying the frame header (default 0). */
   temporalId?: number;
+  /** `spatial_id` of the OBU carrying the frame header (default 0). */
   spatialId?: number;
 }
 
@@ -88,17 +98,24 @@ export function parseFrameHeaderStart(
   const presentationTimeBits = (seq.decoderModelInfo?.framePresentationTimeLengthMinus1 ?? 0) + 1;
   if (seq.reducedStillPictureHeader) {
     return {
+      /** `show_existing_frame`. */
       showExistingFrame: false,
+      /** `frame_type`: 0 KEY_FRAME, 1 INTER_FRAME, 2 INTRA_ONLY_FRAME, 3 SWITCH_FRAME. */
       frameType: KEY_FRAME,
+      /** The spec's name of `frameType`. */
       frameTypeName: "KEY_FRAME",
+      /** `show_frame`: the frame is output once decoded. */
       showFrame: true,
+      /** `showable_frame`: a later `show_existing_frame` may output it. */
       showableFrame: false,
+      /** `error_resilient_mode` (inferred true for shown key frames and switch frames). */
       errorResilientMode: true,
       ...readAfterErrorResilience(r, seq, context, KEY_FRAME, true, idLen),
     };
   }
   if (r.flag("show_existing_frame")) {
     const header: FrameHeaderStart = {
+      /** `show_existing_frame`. */
       showExistingFrame: true,
       frameToShowMapIdx: r.f(3, "frame_to_show_map_idx"),
     };
@@ -120,8 +137,10 @@ export function parseFrameHeaderStart(
     : r.flag("error_resilient_mode");
   const rest = readAfterErrorResilience(r, seq, context, frameType, showFrame, idLen, errorResilientMode);
   const header: FrameHeaderStart = {
+    /** `show_existing_frame`. */
     showExistingFrame: false,
     frameType,
+    /** The spec's name of `frameType`. */
     frameTypeName: FRAME_TYPE_NAMES[frameType],
     showFrame,
     showableFrame,
@@ -136,7 +155,9 @@ function readAfterErrorResilience(
   r: BitReader,
   seq: SequenceHeader,
   context: FrameHeaderContext,
+  /** `frame_type`: 0 KEY_FRAME, 1 INTER_FRAME, 2 INTRA_ONLY_FRAME, 3 SWITCH_FRAME. */
   frameType: number,
+  /** `show_frame`: the frame is output once decoded. */
   showFrame: boolean,
   idLen: number,
   errorResilientMode = true,
@@ -174,7 +195,9 @@ function readAfterErrorResilience(
     : r.f(8, "refresh_frame_flags");
   const out: {
     currentFrameId?: number;
+    /** `frame_size_override_flag`. */
     frameSizeOverride: boolean;
+    /** `order_hint`: 0 without order hints. */
     orderHint: number;
     refreshFrameFlags: number;
   } = {

@@ -69,8 +69,8 @@ export function parseObus(bytes: Uint8Array): Obu[] {
  * console.log(splitTemporalUnits(stream).map((tu) => tu.length)); // [ 5, 2 ]
  * ```
  */
-export function splitTemporalUnits(bytes: Uint8Array): Uint8Array[] {
-  const units: Uint8Array[] = [];
+export function splitTemporalUnits<T extends ArrayBufferLike>(bytes: Uint8Array<T>): Uint8Array<T>[] {
+  const units: Uint8Array<T>[] = [];
   let start = 0;
   for (const obu of parseObus(bytes)) {
     if (obu.type === OBU_TEMPORAL_DELIMITER && obu.offset > start) {
@@ -90,10 +90,12 @@ export function splitTemporalUnits(bytes: Uint8Array): Uint8Array[] {
  * ```ts
  * import { stripTemporalDelimiters } from "./obu.ts";
  * const sample = stripTemporalDelimiters(new Uint8Array([0x12, 0x00, 0x7a, 0x01, 0xff]));
- * console.log(sample); // Uint8Array [ 122, 1, 255 ]
+ * console.log(sample); // Uint8Array(3) [ 122, 1, 255 ]
  * ```
  */
-export function stripTemporalDelimiters(packet: Uint8Array): Uint8Array {
+export function stripTemporalDelimiters<T extends ArrayBufferLike>(
+  packet: Uint8Array<T>,
+): Uint8Array<T> | Uint8Array<ArrayBuffer> {
   const obus = parseObus(packet);
   const kept = obus.filter((o) => o.type !== OBU_TEMPORAL_DELIMITER);
   if (kept.length === obus.length) return packet;
@@ -117,7 +119,7 @@ export function stripTemporalDelimiters(packet: Uint8Array): Uint8Array {
  * console.log(findSequenceHeader(packet)?.length); // 12
  * ```
  */
-export function findSequenceHeader(packet: Uint8Array): Uint8Array | null {
+export function findSequenceHeader<T extends ArrayBufferLike>(packet: Uint8Array<T>): Uint8Array<T> | null {
   const obu = parseObus(packet).find((o) => o.type === OBU_SEQUENCE_HEADER);
   return obu ? packet.subarray(obu.offset, obu.offset + obu.size) : null;
 }

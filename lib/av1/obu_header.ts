@@ -25,7 +25,7 @@ export const OBU_TILE_LIST = 8;
 /** Padding OBU type. */
 export const OBU_PADDING = 15;
 
-const OBU_TYPE_NAMES = [
+const OBU_TYPE_NAMES: readonly ObuTypeName[] = [
   "OBU_RESERVED_0",
   "OBU_SEQUENCE_HEADER",
   "OBU_TEMPORAL_DELIMITER",
@@ -42,10 +42,26 @@ const OBU_TYPE_NAMES = [
   "OBU_RESERVED_13",
   "OBU_RESERVED_14",
   "OBU_PADDING",
-] as const;
+];
 
 /** The spec's name of an OBU type, reserved types included (`"OBU_RESERVED_9"`). */
-export type ObuTypeName = (typeof OBU_TYPE_NAMES)[number];
+export type ObuTypeName =
+  | "OBU_RESERVED_0"
+  | "OBU_SEQUENCE_HEADER"
+  | "OBU_TEMPORAL_DELIMITER"
+  | "OBU_FRAME_HEADER"
+  | "OBU_TILE_GROUP"
+  | "OBU_METADATA"
+  | "OBU_FRAME"
+  | "OBU_REDUNDANT_FRAME_HEADER"
+  | "OBU_TILE_LIST"
+  | "OBU_RESERVED_9"
+  | "OBU_RESERVED_10"
+  | "OBU_RESERVED_11"
+  | "OBU_RESERVED_12"
+  | "OBU_RESERVED_13"
+  | "OBU_RESERVED_14"
+  | "OBU_PADDING";
 
 /**
  * The spec's name of an OBU type number (0–15).
@@ -132,10 +148,10 @@ export function readLeb128(bytes: Uint8Array, offset = 0): { value: number; leng
  * @example
  * ```ts
  * import { encodeLeb128 } from "./obu.ts";
- * console.log(encodeLeb128(300)); // Uint8Array [ 172, 2 ]
+ * console.log(encodeLeb128(300)); // Uint8Array(2) [ 172, 2 ]
  * ```
  */
-export function encodeLeb128(n: number): Uint8Array {
+export function encodeLeb128(n: number): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) {
     throw new RangeError(`LEB128 value must be an integer from 0 to 2^32 - 1, got ${n}`);
   }

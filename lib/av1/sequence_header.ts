@@ -9,8 +9,11 @@ import { OBU_SEQUENCE_HEADER, readObu } from "./obu_header.ts";
 
 /** `timing_info()` of a sequence header. */
 export interface TimingInfo {
+  /** `num_units_in_display_tick`: time units of one display tick. */
   numUnitsInDisplayTick: number;
+  /** `time_scale`: time units per second. */
   timeScale: number;
+  /** `equal_picture_interval`: pictures are shown at a constant rate. */
   equalPictureInterval: boolean;
   /** `num_ticks_per_picture_minus_1 + 1`, present when `equalPictureInterval`. */
   numTicksPerPicture?: number;
@@ -18,9 +21,13 @@ export interface TimingInfo {
 
 /** `decoder_model_info()` of a sequence header. */
 export interface DecoderModelInfo {
+  /** `buffer_delay_length_minus_1`: bits of the buffer delays, minus one. */
   bufferDelayLengthMinus1: number;
+  /** `num_units_in_decoding_tick`: time units of one decoding tick. */
   numUnitsInDecodingTick: number;
+  /** `buffer_removal_time_length_minus_1`: bits of `buffer_removal_time`, minus one. */
   bufferRemovalTimeLengthMinus1: number;
+  /** `frame_presentation_time_length_minus_1`: bits of `frame_presentation_time`, minus one. */
   framePresentationTimeLengthMinus1: number;
 }
 
@@ -32,11 +39,15 @@ export interface OperatingPoint {
   seqLevelIdx: number;
   /** `seq_tier`: 0 Main, 1 High (only coded for levels above 3.3). */
   seqTier: number;
+  /** `decoder_model_present_for_this_op`. */
   decoderModelPresent: boolean;
   /** `operating_parameters_info()`, when `decoderModelPresent`. */
   decoderBufferDelay?: number;
+  /** `encoder_buffer_delay`, when `decoderModelPresent`. */
   encoderBufferDelay?: number;
+  /** `low_delay_mode_flag`, when `decoderModelPresent`. */
   lowDelayMode?: boolean;
+  /** `initial_display_delay_present_flag` (of the sequence, or of this operating point). */
   initialDisplayDelayPresent: boolean;
   /** `initial_display_delay_minus_1 + 1`, when `initialDisplayDelayPresent`. */
   initialDisplayDelay?: number;
@@ -44,32 +55,55 @@ export interface OperatingPoint {
 
 /** Every field of `sequence_header_obu()`, with the values the spec infers when they are not coded. */
 export interface SequenceHeader {
+  /** `seq_profile`: 0 Main (4:2:0, mono), 1 High (4:4:4), 2 Professional (4:2:2, 12-bit). */
   seqProfile: number;
+  /** `still_picture`: the stream holds one picture. */
   stillPicture: boolean;
+  /** `reduced_still_picture_header`: the short header of still pictures (AVIF). */
   reducedStillPictureHeader: boolean;
+  /** `timing_info()`, when `timing_info_present_flag`. */
   timingInfo?: TimingInfo;
+  /** `decoder_model_info_present_flag`. */
   decoderModelInfoPresent: boolean;
+  /** `decoder_model_info()`, when `decoderModelInfoPresent`. */
   decoderModelInfo?: DecoderModelInfo;
+  /** `initial_display_delay_present_flag` (of the sequence, or of this operating point). */
   initialDisplayDelayPresent: boolean;
+  /** Operating points, at least one; index 0 gives the codec string's level and tier. */
   operatingPoints: OperatingPoint[];
+  /** `frame_width_bits_minus_1 + 1`. */
   frameWidthBits: number;
+  /** `frame_height_bits_minus_1 + 1`. */
   frameHeightBits: number;
+  /** `max_frame_width_minus_1 + 1`: the largest frame width in the stream. */
   maxFrameWidth: number;
+  /** `max_frame_height_minus_1 + 1`: the largest frame height in the stream. */
   maxFrameHeight: number;
+  /** `frame_id_numbers_present_flag`. */
   frameIdNumbersPresent: boolean;
   /** `delta_frame_id_length_minus_2 + 2`, when `frameIdNumbersPresent`. */
   deltaFrameIdLength?: number;
   /** `additional_frame_id_length_minus_1 + 1`, when `frameIdNumbersPresent`. */
   additionalFrameIdLength?: number;
+  /** `use_128x128_superblock`. */
   use128x128Superblock: boolean;
+  /** `enable_filter_intra`. */
   enableFilterIntra: boolean;
+  /** `enable_intra_edge_filter`. */
   enableIntraEdgeFilter: boolean;
+  /** `enable_interintra_compound`. */
   enableInterintraCompound: boolean;
+  /** `enable_masked_compound`. */
   enableMaskedCompound: boolean;
+  /** `enable_warped_motion`. */
   enableWarpedMotion: boolean;
+  /** `enable_dual_filter`. */
   enableDualFilter: boolean;
+  /** `enable_order_hint`. */
   enableOrderHint: boolean;
+  /** `enable_jnt_comp`. */
   enableJntComp: boolean;
+  /** `enable_ref_frame_mvs`. */
   enableRefFrameMvs: boolean;
   /** `seq_force_screen_content_tools`: 0, 1, or 2 (SELECT_SCREEN_CONTENT_TOOLS: chosen per frame). */
   seqForceScreenContentTools: number;
@@ -77,14 +111,21 @@ export interface SequenceHeader {
   seqForceIntegerMv: number;
   /** `OrderHintBits`: 0 without order hints. */
   orderHintBits: number;
+  /** `enable_superres`. */
   enableSuperres: boolean;
+  /** `enable_cdef`. */
   enableCdef: boolean;
+  /** `enable_restoration`. */
   enableRestoration: boolean;
+  /** `high_bitdepth`: 10 or 12 bits per sample. */
   highBitdepth: boolean;
+  /** `twelve_bit`: 12 bits per sample (profile 2 only). */
   twelveBit: boolean;
   /** 8, 10 or 12. */
   bitDepth: number;
+  /** `mono_chrome`: luma only. */
   monochrome: boolean;
+  /** `color_description_present_flag`: primaries, transfer and matrix are coded. */
   colorDescriptionPresent: boolean;
   /** ISO/IEC 23091-4 colour primaries; 2 (unspecified) when not coded. */
   colorPrimaries: number;
@@ -94,11 +135,15 @@ export interface SequenceHeader {
   matrixCoefficients: number;
   /** 0 studio (limited) range, 1 full range. */
   colorRange: number;
+  /** `subsampling_x`: 1 when chroma has half the width. */
   subsamplingX: number;
+  /** `subsampling_y`: 1 when chroma has half the height. */
   subsamplingY: number;
   /** 0 unknown, 1 vertical, 2 colocated (only coded for 4:2:0). */
   chromaSamplePosition: number;
+  /** `separate_uv_delta_q`. */
   separateUvDeltaQ: boolean;
+  /** `film_grain_params_present`: frames may carry film grain synthesis parameters. */
   filmGrainParamsPresent: boolean;
 }
 
@@ -176,7 +221,9 @@ function readSequenceHeader(r: BitReader): SequenceHeader {
       idc: 0,
       seqLevelIdx: r.f(5, "seq_level_idx[0]"),
       seqTier: 0,
+      /** `decoder_model_present_for_this_op`. */
       decoderModelPresent: false,
+      /** `initial_display_delay_present_flag` (of the sequence, or of this operating point). */
       initialDisplayDelayPresent: false,
     });
   } else {
@@ -188,9 +235,13 @@ function readSequenceHeader(r: BitReader): SequenceHeader {
       if (equalPictureInterval) timingInfo.numTicksPerPicture = r.uvlc("num_ticks_per_picture_minus_1") + 1;
       if (r.flag("decoder_model_info_present_flag")) {
         decoderModelInfo = {
+          /** `buffer_delay_length_minus_1`: bits of the buffer delays, minus one. */
           bufferDelayLengthMinus1: r.f(5, "buffer_delay_length_minus_1"),
+          /** `num_units_in_decoding_tick`: time units of one decoding tick. */
           numUnitsInDecodingTick: r.f(32, "num_units_in_decoding_tick"),
+          /** `buffer_removal_time_length_minus_1`: bits of `buffer_removal_time`, minus one. */
           bufferRemovalTimeLengthMinus1: r.f(5, "buffer_removal_time_length_minus_1"),
+          /** `frame_presentation_time_length_minus_1`: bits of `frame_presentation_time`, minus one. */
           framePresentationTimeLengthMinus1: r.f(5, "frame_presentation_time_length_minus_1"),
         };
       }
@@ -205,7 +256,9 @@ function readSequenceHeader(r: BitReader): SequenceHeader {
         idc,
         seqLevelIdx,
         seqTier,
+        /** `decoder_model_present_for_this_op`. */
         decoderModelPresent: false,
+        /** `initial_display_delay_present_flag` (of the sequence, or of this operating point). */
         initialDisplayDelayPresent: false,
       };
       if (decoderModelInfo) {
@@ -323,6 +376,7 @@ function readSequenceHeader(r: BitReader): SequenceHeader {
     seqProfile,
     stillPicture,
     reducedStillPictureHeader,
+    /** `decoder_model_info_present_flag`. */
     decoderModelInfoPresent: decoderModelInfo !== undefined,
     initialDisplayDelayPresent,
     operatingPoints,

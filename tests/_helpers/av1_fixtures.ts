@@ -5,7 +5,7 @@
  * @module
  */
 
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,12 +88,19 @@ export function missingTool(tool: string): string | false {
   return r.status === 0 ? false : `${tool} is not installed (apt-get install ffmpeg)`;
 }
 
-/** What ffprobe says about the video stream of a fixture. */
-export function ffprobeStream(name: string): Record<string, string | number | undefined> {
-  const r = spawnSync("ffprobe", ["-v", "error", "-show_streams", "-of", "json", AV1_FIXTURES + name], {
-    encoding: "utf8",
+/** Runs a tool to completion; the tests start several at once, as ffmpeg's start-up dominates. */
+function runTool(tool: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(tool, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${tool} failed: ${stderr || err.message}`));
+      else resolve({ stdout, stderr });
+    });
   });
-  if (r.status !== 0) throw new Error(`ffprobe failed on ${name}: ${r.stderr}`);
+}
+
+/** What ffprobe says about the video stream of a fixture. */
+export async function ffprobeStream(name: string): Promise<Record<string, string | number | undefined>> {
+  const r = await runTool("ffprobe", ["-v", "error", "-show_streams", "-of", "json", AV1_FIXTURES + name]);
   return JSON.parse(r.stdout).streams[0];
 }
 
@@ -112,23 +119,18 @@ export interface Trace {
   packets: TracedPacket[];
 }
 
-const traces = new Map<string, Trace>();
+const traces = new Map<string, Promise<Trace>>();
 
 /** Every syntax element ffmpeg's trace_headers filter prints for a fixture: its reference parser. */
-export function traceHeaders(name: string): Trace {
+export function traceHeaders(name: string): Promise<Trace> {
   let trace = traces.get(name);
   if (!trace) traces.set(name, trace = runTraceHeaders(name));
   return trace;
 }
 
-function runTraceHeaders(name: string): Trace {
-  const r = spawnSync(
-    "ffmpeg",
-    ["-hide_banner", "-loglevel", "debug", "-i", AV1_FIXTURES + name, "-c", "copy", "-bsf:v", "trace_headers"]
-      .concat(["-f", "null", "-"]),
-    { encoding: "utf8", maxBuffer: 64 << 20 },
-  );
-  if (r.status !== 0) throw new Error(`ffmpeg trace_headers failed on ${name}: ${r.stderr}`);
+async function runTraceHeaders(name: string): Promise<Trace> {
+  const args = ["-hide_banner", "-loglevel", "debug", "-i", AV1_FIXTURES + name, "-c", "copy"];
+  const r = await runTool("ffmpeg", [...args, "-bsf:v", "trace_headers", "-f", "null", "-"]);
   let sequenceHeader: Record<string, number> | undefined;
   let section = "";
   let frame: Record<string, number> | undefined;
@@ -165,20 +167,17 @@ function runTraceHeaders(name: string): Trace {
  * Remuxes a fixture to MP4 with ffmpeg and returns its `av1C` payload and its samples back to back
  * (ffmpeg's MP4 muxer drops temporal delimiters as the AV1-in-ISOBMFF binding asks).
  */
-export function ffmpegMp4(name: string): { av1C: Uint8Array; samples: Uint8Array } {
+export async function ffmpegMp4(name: string): Promise<{ av1C: Uint8Array; samples: Uint8Array }> {
   const dir = mkdtempSync(join(tmpdir(), "av1-stream-"));
   try {
     const mp4 = join(dir, "out.mp4");
-    const mux = spawnSync("ffmpeg", ["-loglevel", "error", "-i", AV1_FIXTURES + name, "-c", "copy", mp4]);
-    if (mux.status !== 0) throw new Error(`ffmpeg could not write MP4: ${mux.stderr}`);
-    const raw = spawnSync("ffmpeg", ["-loglevel", "error", "-i", mp4, "-c", "copy", "-f", "rawvideo", "-"], {
-      maxBuffer: 64 << 20,
-    });
-    if (raw.status !== 0) throw new Error(`ffmpeg could not read MP4 samples: ${raw.stderr}`);
+    const samples = join(dir, "samples.raw");
+    await runTool("ffmpeg", ["-loglevel", "error", "-i", AV1_FIXTURES + name, "-c", "copy", mp4]);
+    await runTool("ffmpeg", ["-loglevel", "error", "-i", mp4, "-c", "copy", "-f", "rawvideo", samples]);
     const file = new Uint8Array(readFileSync(mp4));
     const at = indexOfAscii(file, "av1C");
     const size = new DataView(file.buffer, file.byteOffset).getUint32(at - 4);
-    return { av1C: file.slice(at + 4, at - 4 + size), samples: new Uint8Array(raw.stdout) };
+    return { av1C: file.slice(at + 4, at - 4 + size), samples: new Uint8Array(readFileSync(samples)) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
