@@ -60,17 +60,19 @@ test("codecString follows the levels SVT-AV1 picks by frame size", () => {
   assert.deepEqual([seq.maxFrameWidth, seq.maxFrameHeight], [1280, 720]);
 });
 
-test("codecString levels match ffprobe's level for every fixture", async (t) => {
-  const missing = missingTool("ffprobe");
-  if (missing) return void t.skip(missing);
-  const probes = await Promise.all(av1FixtureNames().map(ffprobeStream));
-  for (const [k, name] of av1FixtureNames().entries()) {
-    // ffprobe misreports reduced still picture headers: see sequence_header_test.ts.
-    if (name === "rav1e_64x64_still.ivf") continue;
-    const level = Number(CODECS[name][0].slice(7, 9));
-    assert.equal(probes[k].level, level, name);
-  }
-});
+test(
+  "codecString levels match ffprobe's level for every fixture",
+  { skip: missingTool("ffprobe") },
+  async () => {
+    const probes = await Promise.all(av1FixtureNames().map(ffprobeStream));
+    for (const [k, name] of av1FixtureNames().entries()) {
+      // ffprobe misreports reduced still picture headers: see sequence_header_test.ts.
+      if (name === "rav1e_64x64_still.ivf") continue;
+      const level = Number(CODECS[name][0].slice(7, 9));
+      assert.equal(probes[k].level, level, name);
+    }
+  },
+);
 
 test("codecString takes sequence header bytes as well as a parsed header", () => {
   const sh = firstSequenceHeader("svt_160x90_level30_color.ivf");
@@ -226,20 +228,22 @@ test("av1CodecConfigurationRecord gives configOBUs a size field", () => {
   assert.deepEqual(av1C.subarray(4), sh);
 });
 
-test("av1CodecConfigurationRecord writes the av1C box ffmpeg writes to MP4", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
-  const names = ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf", "rav1e_64x64_mono.ivf"];
-  const mp4s = await Promise.all(names.map(ffmpegMp4));
-  for (const [k, name] of names.entries()) {
-    const ffmpeg = mp4s[k].av1C;
-    assert.deepEqual(av1CodecConfigurationRecord(firstSequenceHeader(name)), ffmpeg, name);
-    assert.equal(
-      parseAv1C(ffmpeg).seqLevelIdx0,
-      parseSequenceHeader(firstSequenceHeader(name)).operatingPoints[0].seqLevelIdx,
-    );
-  }
-});
+test(
+  "av1CodecConfigurationRecord writes the av1C box ffmpeg writes to MP4",
+  { skip: missingTool("ffmpeg") },
+  async () => {
+    const names = ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf", "rav1e_64x64_mono.ivf"];
+    const mp4s = await Promise.all(names.map(ffmpegMp4));
+    for (const [k, name] of names.entries()) {
+      const ffmpeg = mp4s[k].av1C;
+      assert.deepEqual(av1CodecConfigurationRecord(firstSequenceHeader(name)), ffmpeg, name);
+      assert.equal(
+        parseAv1C(ffmpeg).seqLevelIdx0,
+        parseSequenceHeader(firstSequenceHeader(name)).operatingPoints[0].seqLevelIdx,
+      );
+    }
+  },
+);
 
 test("parseAv1C rejects short records, a missing marker and unknown versions", () => {
   const error = (pattern: RegExp) => (err: unknown) =>

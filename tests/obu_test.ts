@@ -166,28 +166,30 @@ test("parseObus reports a forbidden bit, a truncated size and an overrun at thei
   assertInvalid(() => parseObus(new Uint8Array([0x12, 0x00, 0x7e])), /extension header .* ends at byte 3/);
 });
 
-test("parseObus lists the same OBUs as ffmpeg in every fixture packet", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
-  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
-  for (const [k, name] of av1FixtureNames().entries()) {
-    const traced = traces[k].packets;
-    const frames = av1FixtureFrames(name);
-    assert.equal(frames.length, traced.length, name);
-    frames.forEach((packet, i) => {
-      const obus = parseObus(packet);
-      assert.deepEqual(obus.map((o) => o.type), traced[i].obuTypes, `${name} packet ${i}`);
-      let at = 0;
-      for (const o of obus) {
-        assert.equal(o.offset, at, `${name} packet ${i}: OBUs are contiguous`);
-        assert.equal(o.payloadOffset, o.offset + o.headerSize);
-        assert.equal(o.size, o.headerSize + o.payloadSize);
-        at += o.size;
-      }
-      assert.equal(at, packet.length, `${name} packet ${i}: OBUs cover the packet`);
-    });
-  }
-});
+test(
+  "parseObus lists the same OBUs as ffmpeg in every fixture packet",
+  { skip: missingTool("ffmpeg") },
+  async () => {
+    const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
+    for (const [k, name] of av1FixtureNames().entries()) {
+      const traced = traces[k].packets;
+      const frames = av1FixtureFrames(name);
+      assert.equal(frames.length, traced.length, name);
+      frames.forEach((packet, i) => {
+        const obus = parseObus(packet);
+        assert.deepEqual(obus.map((o) => o.type), traced[i].obuTypes, `${name} packet ${i}`);
+        let at = 0;
+        for (const o of obus) {
+          assert.equal(o.offset, at, `${name} packet ${i}: OBUs are contiguous`);
+          assert.equal(o.payloadOffset, o.offset + o.headerSize);
+          assert.equal(o.size, o.headerSize + o.payloadSize);
+          at += o.size;
+        }
+        assert.equal(at, packet.length, `${name} packet ${i}: OBUs cover the packet`);
+      });
+    }
+  },
+);
 
 test("splitTemporalUnits cuts a Section 5 stream into the same units as its IVF", () => {
   const stream = readAv1Fixture("svt_160x90_8bit.obu");
@@ -222,16 +224,18 @@ test("stripTemporalDelimiters drops TD OBUs and leaves packets without any untou
   assert.deepEqual([...stripTemporalDelimiters(middle)], [0x7a, 0x01, 0xaa, 0x7a, 0x00]);
 });
 
-test("stripTemporalDelimiters gives the samples ffmpeg writes to MP4", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
-  const names = ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf"];
-  const mp4s = await Promise.all(names.map(ffmpegMp4));
-  for (const [k, name] of names.entries()) {
-    const ours = concat(...av1FixtureFrames(name).map((p) => stripTemporalDelimiters(p)));
-    assert.deepEqual(ours, mp4s[k].samples, name);
-  }
-});
+test(
+  "stripTemporalDelimiters gives the samples ffmpeg writes to MP4",
+  { skip: missingTool("ffmpeg") },
+  async () => {
+    const names = ["svt_160x90_8bit.ivf", "rav1e_160x90_10bit.ivf"];
+    const mp4s = await Promise.all(names.map(ffmpegMp4));
+    for (const [k, name] of names.entries()) {
+      const ours = concat(...av1FixtureFrames(name).map((p) => stripTemporalDelimiters(p)));
+      assert.deepEqual(ours, mp4s[k].samples, name);
+    }
+  },
+);
 
 test("findSequenceHeader returns the whole sequence header OBU of a key frame, null elsewhere", () => {
   for (const name of av1FixtureNames()) {
@@ -250,49 +254,51 @@ test("findSequenceHeader returns the whole sequence header OBU of a key frame, n
   assert.equal(findSequenceHeader(new Uint8Array([0x12, 0x00])), null);
 });
 
-test("parseFrameHeaderStart reads the same frame header fields as ffmpeg", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
-  const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
-  let compared = 0;
-  for (const [k, name] of av1FixtureNames().entries()) {
-    const traced = traces[k].packets;
-    let seq: SequenceHeader | undefined;
-    av1FixtureFrames(name).forEach((packet, i) => {
-      const obus = parseObus(packet);
-      const headers = obus.filter((o) => o.type === OBU_FRAME_HEADER || o.type === 6);
-      assert.equal(headers.length, traced[i].frames.length, `${name} packet ${i}`);
-      headers.forEach((o, j) => {
-        const sh = findSequenceHeader(packet);
-        if (sh) seq = parseSequenceHeader(sh);
-        assert.ok(seq);
-        const payload = packet.subarray(o.payloadOffset, o.payloadOffset + o.payloadSize);
-        const ours = parseFrameHeaderStart(payload, seq, o);
-        const theirs = traced[i].frames[j];
-        const where = `${name} packet ${i} frame ${j}`;
-        assert.equal(Number(ours.showExistingFrame), theirs.show_existing_frame ?? 0, where);
-        if (ours.showExistingFrame) {
-          assert.equal(ours.frameToShowMapIdx, theirs.frame_to_show_map_idx, where);
-          assert.equal(ours.framePresentationTime, theirs.frame_presentation_time, where);
-        } else {
-          assert.equal(ours.frameType, theirs.frame_type ?? 0, where);
-          assert.equal(Number(ours.showFrame), theirs.show_frame ?? 1, where);
-          if ("showable_frame" in theirs) {
-            assert.equal(Number(ours.showableFrame), theirs.showable_frame, where);
+test(
+  "parseFrameHeaderStart reads the same frame header fields as ffmpeg",
+  { skip: missingTool("ffmpeg") },
+  async () => {
+    const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
+    let compared = 0;
+    for (const [k, name] of av1FixtureNames().entries()) {
+      const traced = traces[k].packets;
+      let seq: SequenceHeader | undefined;
+      av1FixtureFrames(name).forEach((packet, i) => {
+        const obus = parseObus(packet);
+        const headers = obus.filter((o) => o.type === OBU_FRAME_HEADER || o.type === 6);
+        assert.equal(headers.length, traced[i].frames.length, `${name} packet ${i}`);
+        headers.forEach((o, j) => {
+          const sh = findSequenceHeader(packet);
+          if (sh) seq = parseSequenceHeader(sh);
+          assert.ok(seq);
+          const payload = packet.subarray(o.payloadOffset, o.payloadOffset + o.payloadSize);
+          const ours = parseFrameHeaderStart(payload, seq, o);
+          const theirs = traced[i].frames[j];
+          const where = `${name} packet ${i} frame ${j}`;
+          assert.equal(Number(ours.showExistingFrame), theirs.show_existing_frame ?? 0, where);
+          if (ours.showExistingFrame) {
+            assert.equal(ours.frameToShowMapIdx, theirs.frame_to_show_map_idx, where);
+            assert.equal(ours.framePresentationTime, theirs.frame_presentation_time, where);
+          } else {
+            assert.equal(ours.frameType, theirs.frame_type ?? 0, where);
+            assert.equal(Number(ours.showFrame), theirs.show_frame ?? 1, where);
+            if ("showable_frame" in theirs) {
+              assert.equal(Number(ours.showableFrame), theirs.showable_frame, where);
+            }
+            if ("error_resilient_mode" in theirs) {
+              assert.equal(Number(ours.errorResilientMode), theirs.error_resilient_mode, where);
+            }
+            assert.equal(ours.orderHint, theirs.order_hint ?? 0, where);
+            assert.equal(ours.refreshFrameFlags, theirs.refresh_frame_flags ?? 0xff, where);
+            assert.equal(ours.framePresentationTime, theirs.frame_presentation_time, where);
           }
-          if ("error_resilient_mode" in theirs) {
-            assert.equal(Number(ours.errorResilientMode), theirs.error_resilient_mode, where);
-          }
-          assert.equal(ours.orderHint, theirs.order_hint ?? 0, where);
-          assert.equal(ours.refreshFrameFlags, theirs.refresh_frame_flags ?? 0xff, where);
-          assert.equal(ours.framePresentationTime, theirs.frame_presentation_time, where);
-        }
-        compared++;
+          compared++;
+        });
       });
-    });
-  }
-  assert.ok(compared > 40, `compared ${compared} frame headers`);
-});
+    }
+    assert.ok(compared > 40, `compared ${compared} frame headers`);
+  },
+);
 
 test("isKeyFramePacket finds the key frames ffmpeg flags in every fixture", () => {
   for (const name of av1FixtureNames()) {
@@ -301,9 +307,7 @@ test("isKeyFramePacket finds the key frames ffmpeg flags in every fixture", () =
   }
 });
 
-test("isKeyFramePacket agrees with ffmpeg's packet flags", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
+test("isKeyFramePacket agrees with ffmpeg's packet flags", { skip: missingTool("ffmpeg") }, async () => {
   const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
   for (const [k, name] of av1FixtureNames().entries()) {
     const traced = traces[k].packets;

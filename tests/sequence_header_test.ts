@@ -96,9 +96,9 @@ function specNames(s: SequenceHeader): Record<string, number> {
   return out;
 }
 
-test("parseSequenceHeader reads every syntax element as ffmpeg's trace_headers does", async (t) => {
-  const missing = missingTool("ffmpeg");
-  if (missing) return void t.skip(missing);
+test("parseSequenceHeader reads every syntax element as ffmpeg's trace_headers does", {
+  skip: missingTool("ffmpeg"),
+}, async () => {
   const traces = await Promise.all(av1FixtureNames().map(traceHeaders));
   let fields = 0;
   for (const [k, name] of av1FixtureNames().entries()) {
@@ -274,9 +274,7 @@ test("parseSequenceHeader agrees with what ffprobe recorded for every fixture", 
   }
 });
 
-test("parseSequenceHeader agrees with ffprobe run now", async (t) => {
-  const missing = missingTool("ffprobe");
-  if (missing) return void t.skip(missing);
+test("parseSequenceHeader agrees with ffprobe run now", { skip: missingTool("ffprobe") }, async () => {
   const probes = await Promise.all(av1FixtureNames().map(ffprobeStream));
   for (const [k, name] of av1FixtureNames().entries()) {
     const probe = probes[k];

@@ -82,11 +82,18 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Why a test needing `tool` is skipped, or `false` when the tool runs. */
+/** Why a test needing `tool` is skipped, or `false` when the tool runs: pass it as `{ skip }`. */
 export function missingTool(tool: string): string | false {
-  const r = spawnSync(tool, ["-version"], { stdio: "ignore" });
-  return r.status === 0 ? false : `${tool} is not installed (apt-get install ffmpeg)`;
+  let missing = toolChecks.get(tool);
+  if (missing === undefined) {
+    const r = spawnSync(tool, ["-version"], { stdio: "ignore" });
+    missing = r.status === 0 ? false : `${tool} is not installed (apt-get install ffmpeg)`;
+    toolChecks.set(tool, missing);
+  }
+  return missing;
 }
+
+const toolChecks = new Map<string, string | false>();
 
 /** Runs a tool to completion; the tests start several at once, as ffmpeg's start-up dominates. */
 function runTool(tool: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
