@@ -157,7 +157,7 @@ export function parseCli(argv: string[]): Options | "help" {
       threads: intFlag("threads", v.threads),
       forceKeyFrames: forceKeyFrames.length > 0 || undefined,
       params: Object.keys(params).length ? params : undefined,
-      logLevel: v.verbose ? undefined : "warn",
+      logLevel: v.verbose ? undefined : "error",
     },
   };
 }

@@ -18,7 +18,7 @@ mkdirSync(reports, { recursive: true });
 function run(cmd, argv, env = {}) {
   const started = Date.now();
   // SVT-AV1 logs its configuration on every encoder at its default level; tests keep errors and warnings.
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", env: { SVT_LOG: "2", ...process.env, ...env } });
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", env: { SVT_LOG: "1", ...process.env, ...env } });
   return { status: r.status ?? 1, seconds: (Date.now() - started) / 1000 };
 }
 

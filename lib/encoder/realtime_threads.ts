@@ -1,13 +1,59 @@
 /**
  * Running as root, SVT-AV1's `init_handle` switches the calling thread to SCHED_FIFO 99 and creates its
  * worker threads real-time too; they then starve the JavaScript event loop (stalls of 800-900 ms were
- * measured). After the encoder is initialised, its new threads go to SCHED_BATCH at nice 10 and any other
- * real-time thread of the process back to SCHED_OTHER.
+ * measured). Two measures keep it from happening:
+ * - while the encoder is created, the creating thread (the encoder's worker) drops CAP_SYS_NICE from its
+ *   effective capabilities, so SVT-AV1's calls to go real-time fail as they do for any unprivileged user,
+ *   and the threads it creates inherit the missing capability (capabilities are per thread on Linux);
+ * - afterwards its new threads go to SCHED_BATCH at nice 10 and any real-time thread left back to
+ *   SCHED_OTHER.
+ * Without the first, the window between `init_handle` and the demotion alone stalled the loop 120-140 ms.
  * @module
  */
 import { readdirSync } from "node:fs";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import { libcSymbols, PRIO_PROCESS, SchedPolicy } from "../../ffi/symbols/libc.ts";
+import {
+  CAP_SYS_NICE,
+  CAPABILITY_VERSION_3,
+  libcSymbols,
+  PRIO_PROCESS,
+  SchedPolicy,
+} from "../../ffi/symbols/libc.ts";
+
+/**
+ * Runs `fn` with CAP_SYS_NICE removed from the calling thread's effective set (kept in its permitted
+ * set), then raises it again. Runs `fn` as it is where capabilities cannot be read.
+ */
+export function withoutRealtimePrivilege<T>(rt: FfiRuntime, fn: () => T): T {
+  let libc;
+  try {
+    libc = rt.open("libc.so.6", libcSymbols);
+  } catch {
+    return fn();
+  }
+  const header = new Uint8Array(8);
+  const hv = new DataView(header.buffer);
+  hv.setUint32(0, CAPABILITY_VERSION_3, true); // pid 0: this thread
+  const data = new Uint8Array(24); // two __user_cap_data_struct { effective, permitted, inheritable }
+  const dv = new DataView(data.buffer);
+  const bit = 1 << CAP_SYS_NICE;
+  let dropped = false;
+  try {
+    if (libc.symbols.capget(header, data) === 0 && (dv.getUint32(0, true) & bit) !== 0) {
+      dv.setUint32(0, dv.getUint32(0, true) & ~bit, true);
+      hv.setUint32(0, CAPABILITY_VERSION_3, true);
+      dropped = libc.symbols.capset(header, data) === 0;
+    }
+    return fn();
+  } finally {
+    if (dropped) {
+      dv.setUint32(0, dv.getUint32(0, true) | bit, true);
+      hv.setUint32(0, CAPABILITY_VERSION_3, true);
+      libc.symbols.capset(header, data);
+    }
+    libc.close();
+  }
+}
 
 /** Thread ids of this process. */
 export function threadIds(): Set<number> {

@@ -40,6 +40,13 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
    * "debug". Sets `SVT_LOG` for the process unless it is already set; unset leaves it alone.
    */
   logLevel?: "fatal" | "error" | "warn" | "info" | "debug";
+  /**
+   * Scheduling of SVT-AV1's threads when the process runs as root, where the library makes them real-time
+   * (SCHED_FIFO 99). "batch" (default) moves them to SCHED_BATCH at nice 10 so that the event loop stays
+   * responsive; "realtime" leaves them as the library set them: faster on a machine busy with other work,
+   * like SvtAv1EncApp run as root, but the event loop then stalls for hundreds of milliseconds at a time.
+   */
+  threadPriority?: "batch" | "realtime";
   /** Use exactly this libSvtAv1Enc file (overrides SVTAV1_LIB_PATH). */
   libraryPath?: string;
 }
@@ -102,6 +109,18 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
     throw new EncoderError(
       "INVALID_CONFIG",
       `SVT-AV1 logLevel must be one of ${Object.keys(SVT_LOG_LEVELS).join(", ")}`,
+      {
+        library: "svt-av1",
+      },
+    );
+  }
+  if (
+    config.threadPriority !== undefined && config.threadPriority !== "batch"
+    && config.threadPriority !== "realtime"
+  ) {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `threadPriority must be "batch" or "realtime", got ${config.threadPriority}`,
       {
         library: "svt-av1",
       },
@@ -248,6 +267,7 @@ export class SvtAv1Encoder extends WorkerEncoder {
       chroma: info.chroma,
       frameBytes: frameSize,
       logLevel: config.logLevel === undefined ? undefined : SVT_LOG_LEVELS[config.logLevel],
+      keepRealtime: config.threadPriority === "realtime",
     };
     await enc.start(init);
     return enc;

@@ -11,7 +11,7 @@ import { libcSymbols } from "../../ffi/symbols/libc.ts";
 import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
-import { demoteRealtimeThreads, threadIds } from "./realtime_threads.ts";
+import { demoteRealtimeThreads, threadIds, withoutRealtimePrivilege } from "./realtime_threads.ts";
 import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. */
@@ -26,6 +26,8 @@ export interface SvtAv1WorkerConfig {
   frameBytes: number;
   /** `SVT_LOG` level to set unless the environment already has one. */
   logLevel?: number;
+  /** Leave SVT-AV1's real-time threads alone (fastest on a contended machine, but stalls the event loop). */
+  keepRealtime?: boolean;
 }
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
@@ -79,9 +81,13 @@ class SvtAv1Backend implements WorkerBackend {
     this.#config = new Uint8Array(layout.configBytes);
     const handleOut = new Uint8Array(8);
     const before = threadIds();
-    const status = opened.kind === 1
-      ? opened.lib.symbols.svt_av1_enc_init_handle(handleOut, 0n, this.#config)
-      : opened.lib.symbols.svt_av1_enc_init_handle(handleOut, this.#config);
+    // Unless asked to keep them, SVT-AV1 must not make this thread and its own threads real-time.
+    const guard = <T>(fn: () => T): T => (cfg.keepRealtime ? fn() : withoutRealtimePrivilege(this.#rt, fn));
+    const status = guard(() =>
+      opened.kind === 1
+        ? opened.lib.symbols.svt_av1_enc_init_handle(handleOut, 0n, this.#config)
+        : opened.lib.symbols.svt_av1_enc_init_handle(handleOut, this.#config)
+    );
     this.#check(status, "init_handle");
     this.#handle = new DataView(handleOut.buffer).getBigUint64(0, true);
     if (this.#handle === 0n) throw new EncoderError("NATIVE_ERROR", "SVT-AV1 init_handle returned no handle");
@@ -119,13 +125,13 @@ class SvtAv1Backend implements WorkerBackend {
         { library: "svt-av1" },
       );
     }
-    const init = s.svt_av1_enc_init(this.#handle);
+    const init = guard(() => s.svt_av1_enc_init(this.#handle));
     if (init !== SvtStatus.ok) {
       this.#release();
       this.#check(init, "init");
     }
     this.#initialized = true;
-    demoteRealtimeThreads(this.#rt, before);
+    if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before);
 
     const headerOut = new Uint8Array(8);
     this.#check(s.svt_av1_enc_stream_header(this.#handle, headerOut), "stream_header");
