@@ -1,0 +1,44 @@
+/**
+ * av1-stream: AV1 encoding for Deno and Bun through the SVT-AV1 and rav1e shared libraries, with real
+ * backpressure. `encode(frame)` resolves when the encoder has accepted the frame, `packets()` yields the
+ * encoded temporal units, and every blocking native call runs on a worker thread, never on yours.
+ *
+ * @example
+ * ```ts
+ * import { IvfWriter, ivfFileSink, SvtAv1Encoder, testSource } from "./mod.ts";
+ * const input = testSource({ width: 320, height: 240, frames: 30 });
+ * await using enc = await SvtAv1Encoder.create({ ...input.info, preset: 12, crf: 35 });
+ * const ivf = new IvfWriter(await ivfFileSink("/tmp/mod_example.ivf"), input.info);
+ * const pump = (async () => {
+ *   for await (const frame of input.frames()) await enc.encode(frame);
+ *   await enc.flush();
+ * })();
+ * for await (const packet of enc.packets()) await ivf.writePacket(packet);
+ * await pump;
+ * await ivf.close();
+ * console.log(`${ivf.frameCount} packets`);
+ * ```
+ * @module
+ */
+
+export { EncoderError, type EncoderErrorCode, type EncoderErrorOptions } from "./lib/errors.ts";
+export {
+  chromaPlaneSize,
+  type ChromaPosition,
+  type ChromaSampling,
+  type EncodeOptions,
+  type Encoder,
+  type Frame,
+  frameByteLength,
+  type Packet,
+  type Rational,
+  type VideoInfo,
+} from "./lib/types.ts";
+export { type CommonConfig } from "./lib/encoder/config.ts";
+export { type HostOptions } from "./lib/encoder/worker_encoder.ts";
+export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
+export * from "./lib/io/mod.ts";
+export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
+export * from "./lib/av1/mod.ts";
+export * from "./lib/stream/mod.ts";
+export { locateSvtAv1, type SvtAv1Location } from "./ffi/load.ts";
