@@ -5,12 +5,10 @@
  * @module
  */
 import { existsSync, readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { EncoderError } from "../lib/errors.ts";
-import { ffiRuntime } from "./runtime/mod.ts";
-import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
-import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/svt_av1.ts";
+import { parseRav1eVersion, rav1eVersionSupported, SUPPORTED_RAV1E } from "./layouts/rav1e.ts";
 import {
   type LibraryVersion,
   parseSvtVersion,
@@ -18,6 +16,10 @@ import {
   type SvtAv1Layout,
   svtAv1LayoutFor,
 } from "./layouts/svt_av1.ts";
+import { ffiRuntime } from "./runtime/mod.ts";
+import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
+import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
+import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/svt_av1.ts";
 
 /** The project's own `build/` folder, where a locally built library may be placed. */
 export const BUILD_DIR: string = fileURLToPath(new URL("../build/", import.meta.url));
@@ -139,4 +141,68 @@ export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location) {
   return where.layout.initHandleHasAppData
     ? { kind: 1 as const, lib: rt.open(where.path, svtAv1Symbols1) }
     : { kind: 3 as const, lib: rt.open(where.path, svtAv1Symbols3) };
+}
+
+/** Sonames of librav1e (its C API is stable from 0.5 to 0.8, all `.so.0`). */
+export const RAV1E_SONAMES = ["librav1e.so.0", "librav1e.so"];
+
+/** How to get rav1e onto this machine. */
+export const RAV1E_INSTALL_HINT =
+  "Install it with `sudo apt-get install librav1e0` (Debian/Ubuntu) or `cargo cinstall` from rav1e's sources, or set RAV1E_LIB_PATH to the path of librav1e.so";
+
+/** Where librav1e was found and its version. */
+export interface Rav1eLocation {
+  path: string;
+  version: LibraryVersion;
+}
+
+const locatedRav1e = new Map<string, Rav1eLocation>();
+
+/** Finds a supported librav1e (`RAV1E_LIB_PATH`, then `./build/`, then the system) and reads its version. */
+export async function locateRav1e(options: LocateOptions = {}): Promise<Rav1eLocation> {
+  const env = options.env ?? processEnv();
+  const override = options.libraryPath ?? env.RAV1E_LIB_PATH;
+  const key = override ?? "";
+  const hit = locatedRav1e.get(key);
+  if (hit) return hit;
+  const rt = await ffiRuntime();
+  const tried: LoadAttempt[] = [];
+  let sawUnsupported = false;
+  for (const path of candidatePaths(RAV1E_SONAMES, override)) {
+    let lib: NativeLibrary<typeof rav1eVersionSymbols>;
+    try {
+      lib = rt.open(path, rav1eVersionSymbols);
+    } catch (e) {
+      tried.push({ path, error: describe(e) });
+      continue;
+    }
+    try {
+      const text = rt.readCString(lib.symbols.rav1e_version_full());
+      const version = parseRav1eVersion(text);
+      if (!version || !rav1eVersionSupported(version)) {
+        sawUnsupported = true;
+        tried.push({ path, error: `version ${JSON.stringify(text)} is not supported` });
+        continue;
+      }
+      const found = { path, version };
+      locatedRav1e.set(key, found);
+      return found;
+    } finally {
+      lib.close();
+    }
+  }
+  const list = tried.map((t) => `  ${t.path}: ${t.error}`).join("\n");
+  const head = sawUnsupported
+    ? `No supported rav1e library found (supported: ${SUPPORTED_RAV1E})`
+    : "rav1e library (librav1e) not found";
+  throw new EncoderError(
+    sawUnsupported ? "LIBRARY_UNSUPPORTED" : "LIBRARY_NOT_FOUND",
+    `${head}. Tried:\n${list}\n${RAV1E_INSTALL_HINT}.`,
+    { library: "rav1e" },
+  );
+}
+
+/** Opens librav1e at a located path with its full symbol table. */
+export function openRav1e(rt: FfiRuntime, where: Rav1eLocation): NativeLibrary<typeof rav1eSymbols> {
+  return rt.open(where.path, rav1eSymbols);
 }

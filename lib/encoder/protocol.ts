@@ -16,6 +16,11 @@ export type ToWorker =
 export interface WorkerPacket {
   data: Uint8Array;
   keyFrame: boolean;
+  /**
+   * Position of the packet's frame in input order, from 0, when the library reports it (rav1e's
+   * `input_frameno`). Without it packets are matched to frames in the order they come.
+   */
+  frameIndex?: number;
 }
 
 /** Worker → caller. */

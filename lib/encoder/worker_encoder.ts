@@ -48,7 +48,8 @@ export abstract class WorkerEncoder implements Encoder {
   #version = "";
   #nextId = 0;
   #accepted = new Map<number, Pending>();
-  #timestamps: { timestamp: number; duration: number }[] = [];
+  /** Timestamp and duration of each frame not yet out, by input position. */
+  #timestamps = new Map<number, { timestamp: number; duration: number }>();
   #framesIn = 0;
   #packetsOut = 0;
   #queue: Packet[] = [];
@@ -181,7 +182,7 @@ export abstract class WorkerEncoder implements Encoder {
       && !(typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer);
     const payload = options.transfer !== false && owns ? data : data.slice();
     const id = this.#nextId++;
-    this.#timestamps.push({
+    this.#timestamps.set(this.#framesIn, {
       timestamp: frame.timestamp ?? this.#framesIn,
       duration: frame.duration ?? 1,
     });
@@ -258,7 +259,9 @@ export abstract class WorkerEncoder implements Encoder {
         if (header) this.#sequenceHeader = header.slice();
         this.#inBandHeader = true;
       }
-      const t = this.#timestamps.shift() ?? { timestamp: this.#packetsOut, duration: 1 };
+      const index = p.frameIndex ?? this.#packetsOut;
+      const t = this.#timestamps.get(index) ?? { timestamp: index, duration: 1 };
+      this.#timestamps.delete(index);
       this.#packetsOut++;
       this.#queue.push({ data: p.data, timestamp: t.timestamp, duration: t.duration, keyFrame: p.keyFrame });
     }

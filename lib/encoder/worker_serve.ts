@@ -59,6 +59,9 @@ export function serveEncoder(backend: WorkerBackend): void {
       }
       case "frame": {
         backend.send(msg.data, msg.keyFrame, emit);
+        // Packets made while sending go out before the acceptance, so that the caller's output-side
+        // backpressure already counts them when its encode() resolves.
+        post();
         scope.postMessage({ t: "accepted", id: msg.id });
         backend.poll(emit);
         post();
