@@ -1,0 +1,103 @@
+// Our bitstream must be byte-identical to the rav1e CLI's with the same settings: the same Y4M in, the
+// same IVF frame payloads out. The CLI's default psychovisual tuning changes a setting the C API cannot
+// reach, so both sides use tune psnr. Runs in whichever runtime runs the tests (npm test runs both).
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { test } from "node:test";
+import { type Rav1eConfig, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
+import { fileReadable } from "../lib/io/file_stream.ts";
+import { readIvf } from "../lib/io/ivf.ts";
+import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { Y4mReader } from "../lib/io/y4m.ts";
+import { isKeyFramePacket } from "../lib/av1/obu.ts";
+import { dav1dFrameCount, encodeAll, needs, run, tempPath } from "./_helpers/encode.ts";
+import { collect } from "./_helpers/io_streams.ts";
+
+async function y4mFile(options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 | 12 }) {
+  const path = tempPath(`rav1e-src-${options.width}x${options.height}-${options.bitDepth ?? 8}.y4m`);
+  writeFileSync(path, await collect(testSourceY4m(options)));
+  return path;
+}
+
+async function payloads(path: string): Promise<Uint8Array[]> {
+  return (await readIvf(new Uint8Array(readFileSync(path)))).frames.map((f) => f.data);
+}
+
+async function ours(input: string, config: Omit<Rav1eConfig, "width" | "height">, keys = new Set<number>()) {
+  const reader = await Y4mReader.open(await fileReadable(input));
+  await using enc = await Rav1eEncoder.create({ ...reader.info, ...config });
+  return (await encodeAll(enc, reader.frames(), keys)).map((p) => p.data);
+}
+
+function reference(input: string, args: string[]): Promise<Uint8Array[]> {
+  const out = tempPath("rav1e-ref.ivf");
+  const r = run("rav1e", [input, "-o", out, "-y", "--tune", "Psnr", ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return payloads(out);
+}
+
+function assertSame(a: Uint8Array[], b: Uint8Array[]) {
+  assert.equal(a.length, b.length, "packet count");
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Buffer.from(a[i]).equals(Buffer.from(b[i])), `packet ${i} differs`);
+  }
+}
+
+test("rav1e 8-bit encode is byte-identical to the rav1e CLI at speed 10 quantizer 100", needs("rav1e"), async () => {
+  const input = await y4mFile({ width: 160, height: 120, frames: 12 });
+  assertSame(
+    await ours(input, { speed: 10, quantizer: 100, tune: "psnr" }),
+    await reference(input, ["--speed", "10", "--quantizer", "100"]),
+  );
+});
+
+test("rav1e 10-bit encode with keyint is byte-identical to the rav1e CLI", needs("rav1e"), async () => {
+  const input = await y4mFile({ width: 128, height: 96, frames: 20, bitDepth: 10 });
+  assertSame(
+    await ours(input, { speed: 10, quantizer: 120, keyint: 8, tune: "psnr" }),
+    await reference(input, ["--speed", "10", "--quantizer", "120", "--keyint", "8"]),
+  );
+});
+
+test("rav1e low-latency encode is byte-identical to the rav1e CLI", needs("rav1e"), async () => {
+  const input = await y4mFile({ width: 160, height: 120, frames: 12 });
+  assertSame(
+    await ours(input, { speed: 10, quantizer: 90, lowLatency: true, tune: "psnr" }),
+    await reference(input, ["--speed", "10", "--quantizer", "90", "--low-latency"]),
+  );
+});
+
+test("rav1e bitrate mode with min-keyint and tiles is byte-identical to the rav1e CLI", needs("rav1e"), async () => {
+  const input = await y4mFile({ width: 160, height: 128, frames: 12 });
+  assertSame(
+    await ours(input, { speed: 9, bitrate: 200, minQuantizer: 20, keyint: 30, minKeyint: 5, tiles: 2, tune: "psnr" }),
+    await reference(input, [
+      "--speed",
+      "9",
+      "--bitrate",
+      "200",
+      "--min-quantizer",
+      "20",
+      "--keyint",
+      "30",
+      "--min-keyint",
+      "5",
+      "--tiles",
+      "2",
+    ]),
+  );
+});
+
+test("rav1e forced key frames come out as key frames that dav1d decodes", needs("dav1d"), async () => {
+  const input = await y4mFile({ width: 128, height: 96, frames: 16 });
+  const reader = await Y4mReader.open(await fileReadable(input));
+  await using enc = await Rav1eEncoder.create({ ...reader.info, speed: 10, lowLatency: true });
+  const packets = await encodeAll(enc, reader.frames(), new Set([5, 11]));
+  assert.equal(packets.length, 16);
+  const keys = packets.flatMap((p, i) => (p.keyFrame ? [i] : []));
+  assert.deepEqual(keys, [0, 5, 11]);
+  for (const i of keys) assert.ok(isKeyFramePacket(packets[i].data), `packet ${i} is a random access point`);
+  const out = tempPath("rav1e-forced.obu");
+  writeFileSync(out, Buffer.concat(packets.map((p) => p.data)));
+  assert.equal(dav1dFrameCount(out, "section5"), 16);
+});
