@@ -14,19 +14,20 @@ import type { Packet, VideoInfo } from "../types.ts";
 /**
  * Turns packets into the bytes of a stream. `header()` is called at the start of every connection (or
  * file) and resets any per-connection state; `packet()` is then called for each packet sent on that
- * connection, in order, starting with a key frame; `end()` adds a trailer at a clean end.
+ * connection, in order, starting with a key frame; `end()` adds a trailer at a clean end. Each may answer
+ * with a promise (the WebM and MP4 formats do, since their muxer is asynchronous); calls never overlap.
  */
 export interface StreamFormat {
-  /** Short name: `"ivf"`, `"obu"`, later `"webm"`, `"mp4"`. */
+  /** Short name: `"ivf"`, `"obu"`, `"webm"`, `"mkv"`, `"fmp4"`. */
   readonly name: string;
   /** MIME type for HTTP uploads. */
   readonly contentType: string;
   /** Bytes each connection starts with (may be empty); starts a new connection's state. */
-  header(): Uint8Array;
-  /** The bytes of one packet on the current connection. */
-  packet(packet: Packet): Uint8Array;
+  header(): Uint8Array | Promise<Uint8Array>;
+  /** The bytes of one packet on the current connection (may be empty while a container buffers). */
+  packet(packet: Packet): Uint8Array | Promise<Uint8Array>;
   /** Bytes to send after the last packet of a clean end. */
-  end?(): Uint8Array;
+  end?(): Uint8Array | Promise<Uint8Array>;
   /**
    * For seekable outputs (files): bytes to overwrite at the end once the number of packets is known,
    * such as the IVF frame count.

@@ -99,7 +99,7 @@ export interface SinkEvents {
   /** Packets were discarded. */
   drop: { packets: number; bytes: number; reason: "disconnected" | "buffer-full" | "no-keyframe" };
   /** The sink asked for a key frame. */
-  keyframe: { reason: "disconnected" | "reconnected" | "dropped" };
+  keyframe: { reason: "disconnected" | "connected" | "dropped" };
   /** The stream ended and the peer confirmed it. */
   end: Record<string, never>;
   /** The sink failed for good. */
@@ -452,8 +452,10 @@ class SinkCore {
   }
 
   async #send(entry: Entry) {
-    const bytes = this.format.packet(entry.packet);
-    await this.#writeRaw(bytes);
+    const out = this.format.packet(entry.packet);
+    const bytes = out instanceof Uint8Array ? out : await out;
+    // A container holding packets for its next fragment answers nothing yet: send no empty message.
+    if (bytes.length) await this.#writeRaw(bytes);
     this.#linkPackets++;
     this.stats.packets++;
     const last = this.#retained.at(-1);
@@ -562,7 +564,8 @@ class SinkCore {
       }
     });
     this.#startWatchdog(link);
-    await this.#writeRaw(this.format.header());
+    const header = this.format.header();
+    await this.#writeRaw(header instanceof Uint8Array ? header : await header);
     let resent = 0;
     for (const group of this.#retained) {
       for (const entry of group.entries) {
@@ -578,7 +581,7 @@ class SinkCore {
       this.policy !== "block" && this.#linkNeedsKey && !this.#queue[0]?.packet.keyFrame
       && (this.#dropUntilKey || this.stats.connections > 1)
     ) {
-      this.#requestKeyFrame("reconnected");
+      this.#requestKeyFrame("connected");
     }
     this.#emit("connect", { connection: this.stats.connections, resent });
   }
@@ -588,7 +591,8 @@ class SinkCore {
     const link = this.#link!;
     this.stats.state = "ending";
     try {
-      const trailer = this.format.end?.();
+      const end = this.format.end?.();
+      const trailer = end instanceof Promise ? await end : end;
       if (trailer?.length) await this.#writeRaw(trailer);
       const patch = this.format.finalize?.(this.#linkPackets);
       if (patch && link.patch) await link.patch(patch.offset, patch.bytes);
