@@ -96,6 +96,13 @@ function toRational(rate: number | null | undefined): Rational | null {
   return { num: Math.round(rate * 1000), den: 1000 };
 }
 
+/** A duration within WebM's millisecond rounding of a whole number of frames, as that many frames. */
+function onFrameGrid(seconds: number, fps: Rational): number {
+  const frames = Math.round((seconds * fps.num) / fps.den);
+  const snapped = (frames * fps.den) / fps.num;
+  return Math.abs(snapped - seconds) <= 0.0015 ? snapped : seconds;
+}
+
 function median(values: number[]): number | undefined {
   if (!values.length) return undefined;
   const s = [...values].sort((a, b) => a - b);
@@ -235,6 +242,7 @@ async function probeContainer(bytes: Uint8Array, kind: "matroska" | "isobmff"): 
       ? "fmp4"
       : "mp4";
     const containerCodec = await track.getCodecParameterString().catch(() => null);
+    const fps = toRational(metrics?.underlyingFrameRate ?? metrics?.bestGuessFrameRate ?? fallbackRate);
     return finish(
       {
         format,
@@ -242,8 +250,10 @@ async function probeContainer(bytes: Uint8Array, kind: "matroska" | "isobmff"): 
         width: await track.getCodedWidth(),
         height: await track.getCodedHeight(),
         containerKeyFrames,
-        durationSeconds,
-        fps: toRational(metrics?.underlyingFrameRate ?? metrics?.bestGuessFrameRate ?? fallbackRate),
+        durationSeconds: fps && durationSeconds !== null
+          ? onFrameGrid(durationSeconds, fps)
+          : durationSeconds,
+        fps,
         bytes: bytes.length,
       },
       packets,
