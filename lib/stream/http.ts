@@ -52,7 +52,13 @@ class HttpLink implements Link {
           chunk.taken();
         } else if (this.#ending && !this.#cause) controller.close();
       },
-      cancel: (reason) => this.#fail(linkError("ECONNRESET", "The HTTP request body was cancelled", reason)),
+      // fetch cancels the body before it rejects with the real cause: give that a moment to arrive.
+      cancel: (reason) => {
+        setTimeout(
+          () => this.#fail(linkError("ECONNRESET", "The HTTP request body was cancelled", reason)),
+          1000,
+        );
+      },
     }, { highWaterMark: 0 });
     const init: RequestInit & { duplex: "half" } = {
       method: options.method ?? "POST",

@@ -611,9 +611,9 @@ class SinkCore {
       }
     } catch (e) {
       if (this.#error) throw this.#error;
-      this.#endAttempts++;
       const cause = asError(e);
-      if (this.#endAttempts > Math.max(1, this.backoff.maxAttempts)) {
+      // A peer that never answers our FIN would have us reconnect for ever: count those ends apart.
+      if (cause.code === "ETIMEDOUT" && ++this.#endAttempts > Math.max(1, this.backoff.maxAttempts)) {
         throw new EncoderError(
           "IO_ERROR",
           `Could not end the stream to ${this.transport.name}: ${cause.message}`,

@@ -68,7 +68,9 @@ class WebSocketLink implements Link {
       );
     ws.onclose = (e) => {
       this.#closed = true;
-      const clean = this.#ending && (e.code === 1000 || e.code === 1005);
+      // Only the peer's echo of our 1000 confirms the end. When the closes cross (the peer closed first,
+      // dropping what we sent meanwhile) Deno reports 1005 and the tail must be resent.
+      const clean = this.#ending && e.code === 1000;
       if (!clean) {
         this.#fail(
           linkError(
