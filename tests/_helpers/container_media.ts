@@ -90,11 +90,10 @@ export interface ReadPacket {
   key: boolean;
 }
 
-/** The primary video track of a WebM/MP4 file: its format name, codec string, av1C/CodecPrivate, packets. */
+/** The primary video track of a WebM/MP4 file: its format name, codec string, size and packets. */
 export async function readBack(bytes: Uint8Array): Promise<{
   format: string;
   codec: string | null;
-  description: Uint8Array | undefined;
   width: number;
   height: number;
   packets: ReadPacket[];
@@ -105,12 +104,6 @@ export async function readBack(bytes: Uint8Array): Promise<{
   const track = await input.getPrimaryVideoTrack();
   if (!track) throw new Error("no video track");
   const config = await track.getDecoderConfig();
-  const d = config?.description;
-  const description = d === undefined
-    ? undefined
-    : d instanceof ArrayBuffer
-    ? new Uint8Array(d)
-    : new Uint8Array(d.buffer as ArrayBuffer, d.byteOffset, d.byteLength);
   const packets: ReadPacket[] = [];
   for await (const p of new mb.EncodedPacketSink(track).packets()) {
     packets.push({
@@ -123,7 +116,6 @@ export async function readBack(bytes: Uint8Array): Promise<{
   return {
     format,
     codec: config?.codec ?? null,
-    description,
     width: await track.getCodedWidth(),
     height: await track.getCodedHeight(),
     packets,
