@@ -44,7 +44,7 @@ export interface WebmWriterOptions {
  * for await (const packet of enc.packets()) await webm.writePacket(packet);
  * await pump;
  * await webm.close();
- * console.log(webm.codec); // "av01.0.00M.08.0.110.01.01.01.0" or similar
+ * console.log(webm.codec); // "av01.0.00M.08.0.110.02.02.02.0": level 0 at this size, no colour description
  * ```
  */
 export class WebmWriter extends MuxingWriter {

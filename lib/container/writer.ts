@@ -63,7 +63,7 @@ export class MuxingWriter implements ContainerWriter {
     return this.#muxer.add(packet);
   }
 
-  /** Writes the end of the container (index, sizes) and closes the sink; idempotent. */
+  /** Writes the end of the container (index, sizes) and closes the sink; idempotent. With no packet written, the sink is closed empty. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
