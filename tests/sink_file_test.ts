@@ -15,7 +15,7 @@ import { writableTransport } from "../lib/stream/local.ts";
 import { PacketSink } from "../lib/stream/packet_sink.ts";
 import { createSink, filePacketSink } from "../lib/stream/sinks.ts";
 import type { Packet } from "../lib/types.ts";
-import { FAKE_INFO, FakeEncoder, fakeFrameSource } from "./_helpers/stream_fake_encoder.ts";
+import { FAKE_INFO, FakeEncoder, fakeFrameSource, framesOf } from "./_helpers/stream_fake_encoder.ts";
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "sink-file-"));
@@ -53,7 +53,7 @@ test("createSink picks OBU for .obu paths and the file holds an SVT-AV1 encode t
       },
     });
     const sink = createSink(path, { sequenceHeader: (await encode.encoder).sequenceHeader() });
-    await ReadableStream.from(source.frames()).pipeThrough(encode).pipeThrough(tee).pipeTo(sink);
+    await framesOf(source).pipeThrough(encode).pipeThrough(tee).pipeTo(sink);
     const bytes = new Uint8Array(readFileSync(path));
     assert.equal(bytes.length, packets.reduce((n, p) => n + p.data.length, 0));
     assert.ok(isKeyFramePacket(bytes.subarray(0, packets[0].data.length)));
@@ -66,20 +66,25 @@ test("obuFormat inserts the sequence header into a key frame packet that lacks o
   const seq = new Uint8Array([0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0x00, 0x80, 0x00, 0x00]);
   const format = obuFormat({ sequenceHeader: seq });
   const frameObu = new Uint8Array([0x32, 0x01, 0x10]);
-  const out = format.packet({ data: frameObu, timestamp: 0, duration: 1, keyFrame: true });
+  const out = format.packet({ data: frameObu, timestamp: 0, duration: 1, keyFrame: true }) as Uint8Array;
   assert.deepEqual([...out.subarray(0, 2)], [0x12, 0x00], "a temporal delimiter first");
   assert.deepEqual(findSequenceHeader(out), seq);
-  const inter = format.packet({ data: frameObu, timestamp: 1, duration: 1, keyFrame: false });
+  const inter = format.packet({ data: frameObu, timestamp: 1, duration: 1, keyFrame: false }) as Uint8Array;
   assert.equal(findSequenceHeader(inter), null);
-  assert.equal(format.header().length, 0);
+  assert.equal((format.header() as Uint8Array).length, 0);
 });
 
 test("ivfFormat writes a 32-byte header per connection and 12-byte frame headers", () => {
   const format = ivfFormat({ width: 320, height: 240, fps: { num: 25, den: 1 } });
-  const h = format.header();
+  const h = format.header() as Uint8Array;
   assert.equal(String.fromCharCode(...h.subarray(0, 4)), "DKIF");
   assert.equal(new DataView(h.buffer).getUint16(12, true), 320);
-  const p = format.packet({ data: new Uint8Array([1, 2, 3]), timestamp: 7, duration: 1, keyFrame: true });
+  const p = format.packet({
+    data: new Uint8Array([1, 2, 3]),
+    timestamp: 7,
+    duration: 1,
+    keyFrame: true,
+  }) as Uint8Array;
   assert.equal(p.length, 15);
   assert.equal(new DataView(p.buffer).getUint32(0, true), 3);
   assert.equal(Number(new DataView(p.buffer).getBigInt64(4, true)), 7);

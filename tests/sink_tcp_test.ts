@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { EncoderError } from "../lib/errors.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { SinkEvents } from "../lib/stream/packet_sink.ts";
+import type { PacketSink, SinkEvents } from "../lib/stream/packet_sink.ts";
 import { tcpSink } from "../lib/stream/sinks.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import {
@@ -78,10 +78,7 @@ function assertEachConnectionDecodable(
   }
 }
 
-function record<K extends keyof SinkEvents>(
-  sink: { on(t: K, l: (e: SinkEvents[K]) => void): () => void },
-  type: K,
-) {
+function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
   const events: SinkEvents[K][] = [];
   sink.on(type, (e) => events.push(e));
   return events;

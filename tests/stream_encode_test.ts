@@ -5,7 +5,7 @@ import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { Packet } from "../lib/types.ts";
-import { FakeEncoder, fakeFrameSource } from "./_helpers/stream_fake_encoder.ts";
+import { FakeEncoder, fakeFrameSource, framesOf } from "./_helpers/stream_fake_encoder.ts";
 
 /** A sink that takes one packet and then waits until `release()` is called. */
 function gatedSink() {
@@ -127,7 +127,7 @@ test("createEncodeStream over SVT-AV1 gives the packets of a direct encode", asy
   const source = testSource({ width: 64, height: 64, frames: 24 });
   const config = { ...source.info, preset: 12, lowDelay: true, keyint: 8, crf: 40, threads: 1 };
   const streamed: Packet[] = [];
-  await ReadableStream.from(source.frames()).pipeThrough(createEncodeStream(config)).pipeTo(
+  await framesOf(source).pipeThrough(createEncodeStream(config)).pipeTo(
     new WritableStream({ write: (p) => void streamed.push(p) }),
   );
   const { SvtAv1Encoder } = await import("../lib/encoder/svt_av1.ts");

@@ -40,7 +40,8 @@ export interface EncodeStream extends TransformStream<Frame, Packet> {
 }
 
 async function createEncoder(config: EncodeStreamConfig): Promise<Encoder> {
-  if ("encoder" in config && config.encoder) return await config.encoder;
+  const given = (config as { encoder?: Encoder | Promise<Encoder> }).encoder;
+  if (given) return await given;
   const codec = (config as { codec?: string }).codec ?? "svt-av1";
   if (codec === "svt-av1") {
     const { SvtAv1Encoder } = await import("../encoder/svt_av1.ts");

@@ -95,7 +95,7 @@ class WebSocketLink implements Link {
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.#cause) throw this.#cause;
-    this.#ws.send(bytes);
+    this.#ws.send(bytes as Uint8Array<ArrayBuffer>);
     this.#sent += bytes.length;
     // No drain event in the WebSocket API: poll until the queue is below the mark.
     for (let wait = 1; this.#ws.bufferedAmount > this.#highWaterMark; wait = Math.min(wait * 2, 20)) {

@@ -55,6 +55,18 @@ export function fakeFrameSource(count: number): { readable: ReadableStream<Frame
   return { readable, pulled: () => n };
 }
 
+/** The frames of a source with `frames()` as a stream (`ReadableStream.from` is missing from the DOM types). */
+export function framesOf(source: { frames(): AsyncIterableIterator<Frame> }): ReadableStream<Frame> {
+  const it = source.frames();
+  return new ReadableStream<Frame>({
+    async pull(c) {
+      const next = await it.next();
+      if (next.done) c.close();
+      else c.enqueue(next.value);
+    },
+  }, { highWaterMark: 0 });
+}
+
 export class FakeEncoder implements Encoder {
   readonly codec = "svt-av1" as const;
   readonly info: VideoInfo = FAKE_INFO;
