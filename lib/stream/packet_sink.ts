@@ -44,7 +44,8 @@ export interface PacketSinkOptions extends BackoffOptions {
   maxBufferDuration?: number;
   /**
    * `block` and `buffer` keep a sent keyframe group until this many bytes followed it on the same
-   * connection, then consider it read. Default 8 MiB: above the loopback send and receive buffers together.
+   * connection, then consider it read. Default 16 MiB: more than a socket's send buffer (Linux caps it at
+   * 4 MiB) and what a slowly read receive buffer holds. Raise it for links with a large bandwidth-delay product.
    */
   retainBytes?: number;
   /** Hard cap on what `block` keeps for resending, in bytes. Default 64 MiB. */
@@ -209,7 +210,7 @@ class SinkCore {
     const drop = this.policy === "drop";
     this.#maxBufferBytes = positive("maxBufferBytes", options.maxBufferBytes, drop ? MiB : 16 * MiB);
     this.#maxBufferDuration = positive("maxBufferDuration", options.maxBufferDuration, drop ? 2 : 10);
-    this.#retainBytes = positive("retainBytes", options.retainBytes, 8 * MiB);
+    this.#retainBytes = positive("retainBytes", options.retainBytes, 16 * MiB);
     this.#maxRetainBytes = positive("maxRetainBytes", options.maxRetainBytes, 64 * MiB);
     this.#writeTimeout = positive("writeTimeout", options.writeTimeout, 10_000);
     this.#connectTimeout = positive("connectTimeout", options.connectTimeout, 10_000);
