@@ -11,36 +11,53 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
+import {
+  type ContainerFormat,
+  formatFromPath,
+  openContainerWriter,
+  parseContainerFormat,
+} from "./lib/container/open.ts";
+import { formatProbe, probeFile } from "./lib/container/probe.ts";
+import { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder } from "./lib/encoder/rav1e.ts";
 import { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
 import { EncoderError } from "./lib/errors.ts";
 import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
-import { IvfWriter } from "./lib/io/ivf.ts";
-import { ObuWriter } from "./lib/io/obu.ts";
 import { fileSink } from "./lib/io/sink.ts";
 import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
 import { Y4mReader } from "./lib/io/y4m.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
 
 const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
+       av1-stream probe <file> [--json]
 
 Input and output
   -i, --input <src>        file.y4m, - (stdin) or testsrc[:WxH[@fps][:frames]]
-  -o, --output <dst>       file.ivf, file.obu or - (stdout, IVF unless --format obu)
-      --format <f>         ivf or obu (default: from the output's extension)
+  -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, or - (stdout, IVF unless --format)
+      --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension)
       --frames <n>         encode at most n frames
 Encoder
-      --codec <name>       svt-av1 (default)
-      --preset <n>         SVT-AV1 preset -2..13 (library default 10)
+      --codec <name>       svt-av1 (default) or rav1e
+      --bitrate <kbps>     target bitrate (SVT-AV1: VBR, or CBR with --rate-control cbr)
+      --keyint <n>         maximum key frame interval in frames
+      --threads <n>        encoder threads (SVT-AV1 lp, rav1e threads)
+      --force-key-frames <list>  key frames at these frames/times: 30f,60f,2.5s
+SVT-AV1
+      --preset <n>         preset -2..13 (library default 10)
       --crf <n>            constant rate factor 1..63 (library default 35)
       --qp <n>             constant QP 1..63
-      --bitrate <kbps>     target bitrate (VBR; with --rate-control cbr, CBR)
       --rate-control <m>   vbr or cbr
       --max-bitrate <kbps> cap for CRF
-      --keyint <n>         maximum key frame interval in frames
       --low-delay          low-delay prediction (no reordering), for live use
-      --threads <n>        encoder threads (SVT-AV1 lp)
-      --force-key-frames <list>  key frames at these frames/times: 30f,60f,2.5s
-      --param <key=value>  any other SvtAv1EncApp long option (repeatable)
+      --param <key=value>  any other SvtAv1EncApp long option, or rav1e key (repeatable)
+rav1e
+      --speed <n>          0..10 (CLI default 6)
+      --quantizer <n>      0..255
+      --min-quantizer <n>  lowest quantizer with --bitrate
+      --min-keyint <n>     minimum key frame interval
+      --tiles <n>          number of tiles
+      --rdo-lookahead <n>  frames of RDO lookahead (default from the speed, as the rav1e CLI)
+      --low-latency        no frame reordering, for live use
+      --tune <t>           psnr or psychovisual (library default psychovisual; rav1e CLI output matches with psnr)
 Output
       --quiet              no progress
       --json               print a JSON summary on stdout (or stderr when writing to stdout)
@@ -53,13 +70,14 @@ class UsageError extends Error {}
 interface Options {
   input: string;
   output: string;
-  format: "ivf" | "obu";
   frames?: number;
   quiet: boolean;
   json: boolean;
   verbose: boolean;
   forceKeyFrames: string[];
-  config: Omit<SvtAv1Config, "width" | "height">;
+  codec: "svt-av1" | "rav1e";
+  outputFormat: ContainerFormat;
+  config: Omit<SvtAv1Config, "width" | "height"> | Omit<Rav1eConfig, "width" | "height">;
 }
 
 function intFlag(name: string, v: string | undefined): number | undefined {
@@ -92,6 +110,14 @@ export function parseCli(argv: string[]): Options | "help" {
         threads: { type: "string" },
         "force-key-frames": { type: "string" },
         param: { type: "string", multiple: true },
+        speed: { type: "string" },
+        quantizer: { type: "string" },
+        "min-quantizer": { type: "string" },
+        "min-keyint": { type: "string" },
+        tiles: { type: "string" },
+        "rdo-lookahead": { type: "string" },
+        "low-latency": { type: "boolean" },
+        tune: { type: "string" },
         quiet: { type: "boolean", short: "q" },
         json: { type: "boolean" },
         verbose: { type: "boolean" },
@@ -106,15 +132,32 @@ export function parseCli(argv: string[]): Options | "help" {
   if (!v.input) throw new UsageError("Missing -i/--input");
   if (!v.output) throw new UsageError("Missing -o/--output");
   const codec = v.codec ?? "svt-av1";
-  if (codec !== "svt-av1") throw new UsageError(`Unknown --codec ${JSON.stringify(codec)}: use svt-av1`);
-  const format = v.format ?? (v.output.toLowerCase().endsWith(".obu") ? "obu" : "ivf");
-  if (format !== "ivf" && format !== "obu") {
-    throw new UsageError(`Unknown --format ${JSON.stringify(format)}`);
+  if (codec !== "svt-av1" && codec !== "rav1e") {
+    throw new UsageError(`Unknown --codec ${JSON.stringify(codec)}: use svt-av1 or rav1e`);
   }
-  if (v.output !== "-" && v.format === undefined && !/\.(ivf|obu)$/i.test(v.output)) {
-    throw new UsageError(
-      `Cannot tell the format of ${JSON.stringify(v.output)}: use .ivf or .obu, or --format`,
-    );
+  const own = codec === "svt-av1"
+    ? ["speed", "quantizer", "min-quantizer", "min-keyint", "tiles", "rdo-lookahead", "low-latency", "tune"]
+    : ["preset", "crf", "qp", "rate-control", "max-bitrate", "low-delay"];
+  for (const flag of own) {
+    if ((v as Record<string, unknown>)[flag] !== undefined) {
+      throw new UsageError(
+        `--${flag} is not a ${codec} option (see the ${codec === "svt-av1" ? "rav1e" : "SVT-AV1"} section)`,
+      );
+    }
+  }
+  let outputFormat: ContainerFormat;
+  try {
+    outputFormat = v.format !== undefined
+      ? parseContainerFormat(v.format)
+      : v.output === "-"
+      ? "ivf"
+      : formatFromPath(v.output) ?? (() => {
+        throw new UsageError(
+          `Cannot tell the format of ${JSON.stringify(v.output)}: use .ivf .obu .webm .mkv .mp4, or --format`,
+        );
+      })();
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message);
   }
   const params: Record<string, string> = {};
   for (const p of v.param ?? []) {
@@ -136,29 +179,54 @@ export function parseCli(argv: string[]): Options | "help" {
       );
     }
   }
+  const common = {
+    keyint: intFlag("keyint", v.keyint),
+    threads: intFlag("threads", v.threads),
+    bitrate: intFlag("bitrate", v.bitrate),
+    params: Object.keys(params).length ? params : undefined,
+  };
+  let config: Options["config"];
+  if (codec === "rav1e") {
+    let flags;
+    try {
+      flags = rav1eConfigFromFlags({
+        speed: v.speed,
+        quantizer: v.quantizer,
+        "min-quantizer": v["min-quantizer"],
+        "min-keyint": v["min-keyint"],
+        tiles: v.tiles,
+        "rdo-lookahead": v["rdo-lookahead"],
+        "low-latency": v["low-latency"],
+        tune: v.tune,
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    config = { ...common, ...flags };
+  } else {
+    config = {
+      ...common,
+      preset: intFlag("preset", v.preset),
+      crf: intFlag("crf", v.crf),
+      qp: intFlag("qp", v.qp),
+      rateControl: rc as "vbr" | "cbr" | undefined,
+      maxBitrate: intFlag("max-bitrate", v["max-bitrate"]),
+      lowDelay: v["low-delay"] || undefined,
+      forceKeyFrames: forceKeyFrames.length > 0 || undefined,
+      logLevel: v.verbose ? undefined : "error",
+    };
+  }
   return {
     input: v.input,
     output: v.output,
-    format,
     frames,
     quiet: v.quiet ?? false,
     json: v.json ?? false,
     verbose: v.verbose ?? false,
     forceKeyFrames,
-    config: {
-      preset: intFlag("preset", v.preset),
-      crf: intFlag("crf", v.crf),
-      qp: intFlag("qp", v.qp),
-      bitrate: intFlag("bitrate", v.bitrate),
-      rateControl: rc as "vbr" | "cbr" | undefined,
-      maxBitrate: intFlag("max-bitrate", v["max-bitrate"]),
-      keyint: intFlag("keyint", v.keyint),
-      lowDelay: v["low-delay"] || undefined,
-      threads: intFlag("threads", v.threads),
-      forceKeyFrames: forceKeyFrames.length > 0 || undefined,
-      params: Object.keys(params).length ? params : undefined,
-      logLevel: v.verbose ? undefined : "error",
-    },
+    codec,
+    outputFormat,
+    config,
   };
 }
 
@@ -186,13 +254,9 @@ interface Output {
   close(): Promise<void>;
 }
 
-async function openOutput(opts: Options, info: VideoInfo): Promise<Output> {
+async function openOutput(opts: Options, info: VideoInfo, sequenceHeader: Uint8Array): Promise<Output> {
   const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
-  if (opts.format === "obu") {
-    const w = new ObuWriter(target);
-    return { write: (p) => w.writePacket(p), close: () => w.close() };
-  }
-  const w = new IvfWriter(target, info, { frameCount: opts.output === "-" ? info.frameCount : 0 });
+  const w = openContainerWriter(opts.outputFormat, target, info, { sequenceHeader });
   return { write: (p) => w.writePacket(p), close: () => w.close() };
 }
 
@@ -266,8 +330,34 @@ function clock(seconds: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-/** Runs one encode; returns the process exit code. */
+/** `av1-stream probe <file> [--json]`: what is in a file we wrote. */
+async function probe(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { json: { type: "boolean" } },
+    });
+  } catch (e) {
+    process.stderr.write(`av1-stream: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.positionals.length !== 1) {
+    process.stderr.write(`av1-stream: probe takes one file\n\n${USAGE}`);
+    return 2;
+  }
+  const result = await probeFile(parsed.positionals[0]);
+  process.stdout.write(
+    parsed.values.json ? JSON.stringify(result, null, 2) + "\n" : formatProbe(result) + "\n",
+  );
+  return 0;
+}
+
+/** Runs one encode (or `probe`); returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "probe") return await probe(argv.slice(1));
   let opts: Options | "help";
   try {
     opts = parseCli(argv);
@@ -301,8 +391,10 @@ export async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", onSigint);
   const progress = new Progress(opts.quiet, total, info.fps.num / info.fps.den);
   try {
-    enc = await SvtAv1Encoder.create({ ...info, ...opts.config });
-    out = await openOutput(opts, { ...info, frameCount: total });
+    enc = opts.codec === "rav1e"
+      ? await Rav1eEncoder.create({ ...info, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
+      : await SvtAv1Encoder.create({ ...info, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
+    out = await openOutput(opts, { ...info, frameCount: total }, enc.sequenceHeader());
     const keys = keyFrameSet(opts.forceKeyFrames, info);
     const encoder = enc;
     const pump = (async () => {
@@ -330,7 +422,8 @@ export async function main(argv: string[]): Promise<number> {
       const s = progress.seconds;
       const summary = {
         codec: enc.codec,
-        version: (enc as SvtAv1Encoder).version,
+        version: (enc as SvtAv1Encoder | Rav1eEncoder).version,
+        format: opts.outputFormat,
         output: opts.output,
         frames: progress.frames,
         bytes: progress.bytes,

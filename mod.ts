@@ -21,7 +21,24 @@
  * @module
  */
 
+export {
+  locateRav1e,
+  locateSvtAv1,
+  RAV1E_SONAMES,
+  type Rav1eLocation,
+  SVT_AV1_SONAMES,
+  type SvtAv1Location,
+} from "./ffi/load.ts";
+export * from "./lib/av1/mod.ts";
+export * from "./lib/container/mod.ts";
+export { type CommonConfig } from "./lib/encoder/config.ts";
+export { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder, rav1eSettings } from "./lib/encoder/rav1e.ts";
+export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
+export { type HostOptions } from "./lib/encoder/worker_encoder.ts";
 export { EncoderError, type EncoderErrorCode, type EncoderErrorOptions } from "./lib/errors.ts";
+export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
+export * from "./lib/io/mod.ts";
+export * from "./lib/stream/mod.ts";
 export {
   chromaPlaneSize,
   type ChromaPosition,
@@ -34,11 +51,3 @@ export {
   type Rational,
   type VideoInfo,
 } from "./lib/types.ts";
-export { type CommonConfig } from "./lib/encoder/config.ts";
-export { type HostOptions } from "./lib/encoder/worker_encoder.ts";
-export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
-export * from "./lib/io/mod.ts";
-export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
-export * from "./lib/av1/mod.ts";
-export * from "./lib/stream/mod.ts";
-export { locateSvtAv1, type SvtAv1Location } from "./ffi/load.ts";

@@ -116,3 +116,90 @@ test("cli: Ctrl-C finishes the frames read so far and closes a valid file", need
   assert.equal(ivf.header.frameCount, ivf.frames.length, "frame count patched");
   assert.equal(dav1dFrameCount(out), ivf.frames.length);
 });
+
+test("cli: --codec rav1e gives the rav1e CLI's bytes with --tune psnr", needs("rav1e"), async () => {
+  const y4m = tempPath("rav1e-src.y4m");
+  writeFileSync(y4m, await collect(testSourceY4m({ width: 160, height: 96, frames: 8 })));
+  const ref = tempPath("rav1e-ref.ivf");
+  const r0 = spawnSync("rav1e", [y4m, "-o", ref, "--speed", "10", "--quantizer", "100", "--tune", "Psnr"]);
+  assert.equal(r0.status, 0, r0.stderr?.toString());
+  const out = tempPath("rav1e-ours.ivf");
+  const args = [
+    "-i",
+    y4m,
+    "-o",
+    out,
+    "--codec",
+    "rav1e",
+    "--speed",
+    "10",
+    "--quantizer",
+    "100",
+    "--tune",
+    "psnr",
+    "-q",
+  ];
+  const r = cli(args);
+  assert.equal(r.code, 0, r.stderr);
+  const [a, b] = [
+    await readIvf(new Uint8Array(readFileSync(ref))),
+    await readIvf(new Uint8Array(readFileSync(out))),
+  ];
+  assert.equal(b.frames.length, 8);
+  assert.deepEqual(
+    b.frames.map((f) => Buffer.from(f.data).toString("hex")),
+    a.frames.map((f) => Buffer.from(f.data).toString("hex")),
+  );
+});
+
+test("cli: an option of the other codec is a usage error", () => {
+  const r = cli(["-i", "testsrc", "-o", "x.ivf", "--codec", "rav1e", "--preset", "3"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--preset is not a rav1e option/);
+});
+
+test(
+  "cli: the extension picks WebM, MP4 and fragmented MP4, and probe reads each back",
+  needs("ffprobe"),
+  () => {
+    for (
+      const [name, extra, format] of [["c.webm", [], "webm"], ["c.mp4", [], "mp4"], ["f.mp4", [
+        "--format",
+        "fmp4",
+      ], "fmp4"]] as const
+    ) {
+      const out = tempPath(name);
+      const r = cli([
+        "-i",
+        "testsrc:160x120@30:12",
+        "-o",
+        out,
+        "--preset",
+        "12",
+        "--keyint",
+        "6",
+        "-q",
+        ...extra,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const probe = cli(["probe", out, "--json"]);
+      assert.equal(probe.code, 0, probe.stderr);
+      const info = JSON.parse(probe.stdout.toString());
+      assert.equal(info.format, format);
+      assert.equal(info.frames, 12);
+      assert.equal(info.width, 160);
+      assert.match(info.codec, /^av01\.0\.\d\dM\.08/);
+      const ff = spawnSync("ffprobe", [
+        "-v",
+        "error",
+        "-count_frames",
+        "-show_entries",
+        "stream=codec_name,nb_read_frames",
+        "-of",
+        "csv=p=0",
+        out,
+      ]);
+      assert.equal(ff.stdout.toString().trim(), "av1,12", name);
+    }
+  },
+);
