@@ -17,7 +17,11 @@ import process from "node:process";
 import * as load from "./ffi/load.ts";
 
 const LIBRARY_PACKAGES = ["libsvtav1enc1", "librav1e0"];
-const TOOLS: [binary: string, pkg: string][] = [
+/**
+ * What tests and benchmarks need besides the libraries (`--dev`): a binary on PATH that shows each
+ * package is there. Packages without a binary to look for are checked with dpkg.
+ */
+const TOOLS: [binary: string | null, pkg: string][] = [
   ["SvtAv1EncApp", "svt-av1"],
   ["rav1e", "rav1e"],
   ["dav1d", "dav1d"],
@@ -84,8 +88,17 @@ async function findLibraries(): Promise<Found[]> {
   return out;
 }
 
+function dpkgInstalled(pkg: string): boolean {
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg]);
+  return r.status === 0 && String(r.stdout).includes("install ok installed");
+}
+
 function findTools(): Found[] {
-  return TOOLS.map(([bin]) => {
+  return TOOLS.map(([bin, pkg]) => {
+    if (bin === null) {
+      const ok = dpkgInstalled(pkg);
+      return { name: pkg, ok, detail: ok ? "installed" : "not installed" };
+    }
     const p = which(bin);
     return { name: bin, ok: Boolean(p), detail: p ?? "not found" };
   });
@@ -102,7 +115,7 @@ async function main(): Promise<number> {
   let tools = dev ? findTools() : [];
   const missing = new Set<string>();
   if (libs.some((l) => !l.ok)) LIBRARY_PACKAGES.forEach((p) => missing.add(p));
-  for (const t of tools) if (!t.ok) missing.add(TOOLS.find(([b]) => b === t.name)![1]);
+  for (const t of tools) if (!t.ok) missing.add(TOOLS.find(([b, p]) => (b ?? p) === t.name)![1]);
   if (missing.size > 0) {
     const pkgs = [...missing];
     const command = `apt-get update && apt-get install -y ${pkgs.join(" ")}`;
