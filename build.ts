@@ -27,6 +27,7 @@ const TOOLS: [binary: string | null, pkg: string][] = [
   ["dav1d", "dav1d"],
   ["ffmpeg", "ffmpeg"],
   ["ffprobe", "ffmpeg"],
+  ["redis-server", "redis-server"],
 ];
 
 function which(binary: string): string | undefined {
