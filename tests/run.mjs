@@ -15,10 +15,20 @@ const targets = files.length ? files : ["tests/"];
 const reports = join(root, ".cache", "junit");
 mkdirSync(reports, { recursive: true });
 
+// A runner that hangs (a test leaving a handle open) is killed rather than holding CI to its limit.
+const RUNNER_TIMEOUT_MS = Number(process.env.AV1_STREAM_TEST_TIMEOUT_MS ?? 25 * 60 * 1000);
+
 function run(cmd, argv, env = {}) {
   const started = Date.now();
   // SVT-AV1 logs its configuration on every encoder at its default level; tests keep errors and warnings.
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", env: { SVT_LOG: "1", ...process.env, ...env } });
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    stdio: "inherit",
+    env: { SVT_LOG: "1", ...process.env, ...env },
+    timeout: RUNNER_TIMEOUT_MS,
+    killSignal: "SIGKILL",
+  });
+  if (r.error?.code === "ETIMEDOUT") console.log(`${cmd} ${argv[0]}: killed after ${RUNNER_TIMEOUT_MS / 1000} s`);
   return { status: r.status ?? 1, seconds: (Date.now() - started) / 1000 };
 }
 
