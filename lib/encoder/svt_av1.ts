@@ -36,8 +36,9 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
   /** Any other SvtAv1EncApp long option, passed to `svt_av1_enc_parse_parameter` after the others. */
   params?: Record<string, string | number | boolean>;
   /**
-   * How much SVT-AV1 prints on stderr: "fatal", "error", "warn", "info" (the library's default) or
-   * "debug". Sets `SVT_LOG` for the process unless it is already set; unset leaves it alone.
+   * How much SVT-AV1 prints on stderr: "fatal", "error" (the default here, unless `SVT_LOG` is set in the
+   * environment), "warn", "info" (the library's own default) or "debug". SVT-AV1 reads it from the
+   * process environment (`SVT_LOG`) when an encoder is created.
    */
   logLevel?: "fatal" | "error" | "warn" | "info" | "debug";
   /**
@@ -266,7 +267,11 @@ export class SvtAv1Encoder extends WorkerEncoder {
       bitDepth: info.bitDepth,
       chroma: info.chroma,
       frameBytes: frameSize,
-      logLevel: config.logLevel === undefined ? undefined : SVT_LOG_LEVELS[config.logLevel],
+      // Quiet by default: SVT-AV1 prints a banner per encoder at its default level, and a warning per
+      // thread when it is kept from going real-time. SVT_LOG in the environment still wins over the default.
+      logLevel: config.logLevel === undefined
+        ? { level: SVT_LOG_LEVELS.error, override: false }
+        : { level: SVT_LOG_LEVELS[config.logLevel], override: true },
       keepRealtime: config.threadPriority === "realtime",
     };
     await enc.start(init);

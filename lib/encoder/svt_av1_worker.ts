@@ -24,8 +24,8 @@ export interface SvtAv1WorkerConfig {
   bitDepth: number;
   chroma: "420" | "422" | "444" | "mono";
   frameBytes: number;
-  /** `SVT_LOG` level to set unless the environment already has one. */
-  logLevel?: number;
+  /** `SVT_LOG` level to set; `override` when the caller chose it, else only where the environment has none. */
+  logLevel?: { level: number; override: boolean };
   /** Leave SVT-AV1's real-time threads alone (fastest on a contended machine, but stalls the event loop). */
   keepRealtime?: boolean;
 }
@@ -34,10 +34,10 @@ const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 const hex = (n: number) => "0x" + (n >>> 0).toString(16);
 
 /** SVT-AV1 reads `SVT_LOG` from the C environment when a handle is created. */
-function setLogLevel(rt: FfiRuntime, level: number) {
+function setLogLevel(rt: FfiRuntime, level: number, override: boolean) {
   try {
     const libc = rt.open("libc.so.6", libcSymbols);
-    libc.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), 0);
+    libc.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), override ? 1 : 0);
     libc.close();
   } catch {
     // Without libc's setenv the library keeps its default level.
@@ -73,7 +73,7 @@ class SvtAv1Backend implements WorkerBackend {
     const cfg = raw as SvtAv1WorkerConfig;
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
-    if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel);
+    if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
     const opened = openSvtAv1(this.#rt, cfg.location);
     this.#lib = opened.lib;
     const s = this.#lib.symbols;
