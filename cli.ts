@@ -11,6 +11,7 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { encoderConfigFromFlags, type EncoderSelection } from "./lib/cli_config.ts";
 import {
   type ContainerFormat,
   formatFromPath,
@@ -18,7 +19,7 @@ import {
   parseContainerFormat,
 } from "./lib/container/open.ts";
 import { formatProbe, probeFile } from "./lib/container/probe.ts";
-import { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder } from "./lib/encoder/rav1e.ts";
+import { type Rav1eConfig, Rav1eEncoder } from "./lib/encoder/rav1e.ts";
 import { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
 import { EncoderError } from "./lib/errors.ts";
 import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
@@ -131,20 +132,6 @@ export function parseCli(argv: string[]): Options | "help" {
   if (v.help) return "help";
   if (!v.input) throw new UsageError("Missing -i/--input");
   if (!v.output) throw new UsageError("Missing -o/--output");
-  const codec = v.codec ?? "svt-av1";
-  if (codec !== "svt-av1" && codec !== "rav1e") {
-    throw new UsageError(`Unknown --codec ${JSON.stringify(codec)}: use svt-av1 or rav1e`);
-  }
-  const own = codec === "svt-av1"
-    ? ["speed", "quantizer", "min-quantizer", "min-keyint", "tiles", "rdo-lookahead", "low-latency", "tune"]
-    : ["preset", "crf", "qp", "rate-control", "max-bitrate", "low-delay"];
-  for (const flag of own) {
-    if ((v as Record<string, unknown>)[flag] !== undefined) {
-      throw new UsageError(
-        `--${flag} is not a ${codec} option (see the ${codec === "svt-av1" ? "rav1e" : "SVT-AV1"} section)`,
-      );
-    }
-  }
   let outputFormat: ContainerFormat;
   try {
     outputFormat = v.format !== undefined
@@ -159,16 +146,6 @@ export function parseCli(argv: string[]): Options | "help" {
   } catch (e) {
     throw e instanceof UsageError ? e : new UsageError((e as Error).message);
   }
-  const params: Record<string, string> = {};
-  for (const p of v.param ?? []) {
-    const eq = p.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--param takes key=value, got ${JSON.stringify(p)}`);
-    params[p.slice(0, eq)] = p.slice(eq + 1);
-  }
-  const rc = v["rate-control"];
-  if (rc !== undefined && rc !== "vbr" && rc !== "cbr") {
-    throw new UsageError(`--rate-control must be vbr or cbr, got ${JSON.stringify(rc)}`);
-  }
   const frames = intFlag("frames", v.frames);
   if (frames !== undefined && frames < 0) throw new UsageError("--frames must be 0 or more");
   const forceKeyFrames = v["force-key-frames"] ? v["force-key-frames"].split(",").map((s) => s.trim()) : [];
@@ -179,42 +156,11 @@ export function parseCli(argv: string[]): Options | "help" {
       );
     }
   }
-  const common = {
-    keyint: intFlag("keyint", v.keyint),
-    threads: intFlag("threads", v.threads),
-    bitrate: intFlag("bitrate", v.bitrate),
-    params: Object.keys(params).length ? params : undefined,
-  };
-  let config: Options["config"];
-  if (codec === "rav1e") {
-    let flags;
-    try {
-      flags = rav1eConfigFromFlags({
-        speed: v.speed,
-        quantizer: v.quantizer,
-        "min-quantizer": v["min-quantizer"],
-        "min-keyint": v["min-keyint"],
-        tiles: v.tiles,
-        "rdo-lookahead": v["rdo-lookahead"],
-        "low-latency": v["low-latency"],
-        tune: v.tune,
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    config = { ...common, ...flags };
-  } else {
-    config = {
-      ...common,
-      preset: intFlag("preset", v.preset),
-      crf: intFlag("crf", v.crf),
-      qp: intFlag("qp", v.qp),
-      rateControl: rc as "vbr" | "cbr" | undefined,
-      maxBitrate: intFlag("max-bitrate", v["max-bitrate"]),
-      lowDelay: v["low-delay"] || undefined,
-      forceKeyFrames: forceKeyFrames.length > 0 || undefined,
-      logLevel: v.verbose ? undefined : "error",
-    };
+  let selection: EncoderSelection;
+  try {
+    selection = encoderConfigFromFlags(v, { verbose: v.verbose, forceKeyFrames: forceKeyFrames.length > 0 });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
   return {
     input: v.input,
@@ -224,9 +170,9 @@ export function parseCli(argv: string[]): Options | "help" {
     json: v.json ?? false,
     verbose: v.verbose ?? false,
     forceKeyFrames,
-    codec,
+    codec: selection.codec,
     outputFormat,
-    config,
+    config: selection.config,
   };
 }
 
