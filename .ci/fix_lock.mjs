@@ -12,8 +12,18 @@ function platformOf(name) {
   const n = name.toLowerCase();
   const os = /darwin|macos/.test(n) ? "darwin" : /win32|windows/.test(n) ? "win32" : /freebsd/.test(n)
     ? "freebsd"
-    : /android/.test(n) ? "android" : /linux/.test(n) ? "linux" : undefined;
-  const cpu = /arm64|aarch64/.test(n) ? "arm64" : /x64|x86_64|amd64/.test(n) ? "x64" : /arm/.test(n) ? "arm" : undefined;
+    : /android/.test(n)
+    ? "android"
+    : /linux/.test(n)
+    ? "linux"
+    : undefined;
+  const cpu = /arm64|aarch64/.test(n)
+    ? "arm64"
+    : /x64|x86_64|amd64/.test(n)
+    ? "x64"
+    : /arm/.test(n)
+    ? "arm"
+    : undefined;
   const libc = /musl/.test(n) ? "musl" : /glibc|gnu/.test(n) && os === "linux" ? "glibc" : undefined;
   return { os, cpu, libc };
 }

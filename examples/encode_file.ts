@@ -9,7 +9,7 @@
  * @module
  */
 import process from "node:process";
-import { fileReadable, IvfWriter, ivfFileSink, SvtAv1Encoder, testSource, Y4mReader } from "../mod.ts";
+import { fileReadable, ivfFileSink, IvfWriter, SvtAv1Encoder, testSource, Y4mReader } from "../mod.ts";
 
 const [inputPath, outputPath = "/tmp/example.ivf"] = process.argv.slice(2);
 const input = inputPath

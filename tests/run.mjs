@@ -2,8 +2,8 @@
 // closing line "N passed, N failed" (neither runner prints one). Run by `npm test` and `.ci/run`.
 // Usage: node tests/run.mjs [--deno-only|--bun-only] [test files...]
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { join, dirname } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -28,7 +28,9 @@ function run(cmd, argv, env = {}) {
     timeout: RUNNER_TIMEOUT_MS,
     killSignal: "SIGKILL",
   });
-  if (r.error?.code === "ETIMEDOUT") console.log(`${cmd} ${argv[0]}: killed after ${RUNNER_TIMEOUT_MS / 1000} s`);
+  if (r.error?.code === "ETIMEDOUT") {
+    console.log(`${cmd} ${argv[0]}: killed after ${RUNNER_TIMEOUT_MS / 1000} s`);
+  }
   return { status: r.status ?? 1, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -55,28 +57,46 @@ const results = [];
 if (only !== "--bun-only") {
   const xml = join(reports, "deno.xml");
   rmSync(xml, { force: true });
-  const r = run(bin("deno"), ["test", "-A", "--no-check", "--reporter=dot", `--junit-path=${xml}`, ...targets]);
+  const r = run(bin("deno"), [
+    "test",
+    "-A",
+    "--no-check",
+    "--reporter=dot",
+    `--junit-path=${xml}`,
+    ...targets,
+  ]);
   results.push({ runtime: "deno", ...r, counts: count(xml) });
 }
 if (only !== "--deno-only") {
   const xml = join(reports, "bun.xml");
   rmSync(xml, { force: true });
-  const r = run(bin("bun"), ["test", "--reporter=junit", `--reporter-outfile=${xml}`, ...targets.map((t) => t.startsWith("./") ? t : `./${t}`)]);
+  const r = run(bin("bun"), [
+    "test",
+    "--reporter=junit",
+    `--reporter-outfile=${xml}`,
+    ...targets.map((t) => t.startsWith("./") ? t : `./${t}`),
+  ]);
   results.push({ runtime: "bun", ...r, counts: count(xml) });
 }
 
 let passed = 0, failed = 0, skipped = 0;
 for (const r of results) {
   if (!r.counts) {
-    console.log(`${r.runtime}: no JUnit report (exit ${r.status}) after ${r.seconds.toFixed(0)} s: counted as 1 failure`);
+    console.log(
+      `${r.runtime}: no JUnit report (exit ${r.status}) after ${
+        r.seconds.toFixed(0)
+      } s: counted as 1 failure`,
+    );
     failed++;
     continue;
   }
   // A runner that crashed after writing its report still fails the run.
   const crashed = r.status !== 0 && r.counts.failed === 0;
   console.log(
-    `${r.runtime}: ${r.counts.passed} passed, ${r.counts.failed} failed, ${r.counts.skipped} skipped in ${r.seconds.toFixed(0)} s` +
-      (crashed ? ` (runner exited ${r.status}: counted as 1 failure)` : ""),
+    `${r.runtime}: ${r.counts.passed} passed, ${r.counts.failed} failed, ${r.counts.skipped} skipped in ${
+      r.seconds.toFixed(0)
+    } s`
+      + (crashed ? ` (runner exited ${r.status}: counted as 1 failure)` : ""),
   );
   passed += r.counts.passed;
   failed += r.counts.failed + (crashed ? 1 : 0);
