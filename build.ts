@@ -28,6 +28,8 @@ const TOOLS: [binary: string | null, pkg: string][] = [
   ["ffmpeg", "ffmpeg"],
   ["ffprobe", "ffmpeg"],
   ["redis-server", "redis-server"],
+  // The browser end-to-end test decodes the live stream in headless chromium (playwright-core drives it).
+  ["chromium", "chromium"],
 ];
 
 function which(binary: string): string | undefined {

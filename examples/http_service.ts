@@ -1,0 +1,639 @@
+/**
+ * An HTTP encode service on `Deno.serve` or `Bun.serve` (whichever runtime runs it):
+ *
+ * - `POST /encode?codec=svt-av1&format=webm&preset=10&crf=35` with a Y4M body (streamed, any size) answers
+ *   with the encoded stream as packets come out: WebM, Matroska, MP4 (fast start: sent at the end), fMP4,
+ *   IVF or OBU. Query parameters are named like the CLI's flags (`codec format preset crf qp bitrate
+ *   rate-control max-bitrate keyint low-delay threads param speed quantizer min-quantizer min-keyint tiles
+ *   rdo-lookahead low-latency tune`); a bad one is a 400 with `{ error, code }`.
+ * - At most `maxConcurrent` encodes at once (503 with `Retry-After` beyond), bodies up to `maxBodyBytes`
+ *   (413), each encode at most `timeoutMs` (408 before the response starts; the response is cut after).
+ *   A client that disconnects stops its encode: the encoder is closed and the input cancelled.
+ * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
+ *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
+ * - `GET /stats` is `{ active, liveEncoders, rss }` as JSON.
+ *
+ * ```sh
+ * PORT=8000 deno run -A examples/http_service.ts
+ * bun examples/http_service.ts
+ * curl --data-binary @in.y4m -o out.webm 'http://127.0.0.1:8000/encode?preset=10&crf=35'
+ * ```
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import process from "node:process";
+import {
+  COMMON_FLAGS,
+  createEncoderFromSelection,
+  encoderConfigFromFlags,
+  type EncoderFlags,
+  type EncoderSelection,
+  RAV1E_FLAGS,
+  SVT_AV1_FLAGS,
+  SWITCH_FLAGS,
+} from "../lib/cli_config.ts";
+import { parseFrameRate } from "../lib/io/testsrc.ts";
+import {
+  type ContainerFormat,
+  type Encoder,
+  EncoderError,
+  fmp4StreamFormat,
+  openContainerWriter,
+  parseContainerFormat,
+  type StreamFormat,
+  testSource,
+  type VideoInfo,
+  webmStreamFormat,
+  Y4mReader,
+} from "../mod.ts";
+
+/** Options of {@linkcode startService}. */
+export interface ServiceOptions {
+  /** Port to listen on; 0 picks a free one. Default 8000. */
+  port?: number;
+  /** Address to listen on. Default "127.0.0.1". */
+  hostname?: string;
+  /** Encodes (POST /encode and /live sessions) running at once; more get 503. Default 4. */
+  maxConcurrent?: number;
+  /** Largest request body in bytes; larger gets 413 (or the response is cut). Default 1 GiB. */
+  maxBodyBytes?: number;
+  /** Longest encode in milliseconds. Default 10 minutes. */
+  timeoutMs?: number;
+  /** Seconds in the `Retry-After` of a 503. Default 1. */
+  retryAfterSeconds?: number;
+}
+
+/** A running service. */
+export interface EncodeService {
+  /** Base URL, such as `http://127.0.0.1:8000`. */
+  readonly url: string;
+  readonly port: number;
+  /** Encodes running now. */
+  readonly active: number;
+  /** Encoders created and not yet closed (for leak checks). */
+  readonly liveEncoders: number;
+  /** Stops every encode and the server. */
+  close(): Promise<void>;
+}
+
+/** An error answered as `{ error, code }` with an HTTP status. */
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const CONTENT_TYPES: Record<ContainerFormat, string> = {
+  ivf: "video/x-ivf",
+  obu: "video/av1",
+  webm: "video/webm",
+  mkv: "video/x-matroska",
+  mp4: "video/mp4",
+  fmp4: "video/mp4",
+};
+
+const ENCODER_PARAMS = new Set<string>([...COMMON_FLAGS, ...SVT_AV1_FLAGS, ...RAV1E_FLAGS]);
+const LIVE_PARAMS = new Set(["width", "height", "fps", "frames"]);
+
+function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+  });
+}
+
+function errorResponse(e: unknown, headers: Record<string, string> = {}): Response {
+  if (e instanceof HttpError) return jsonResponse(e.status, { error: e.message, code: e.code }, headers);
+  if (e instanceof EncoderError) {
+    const status = e.code === "INVALID_CONFIG" || e.code === "UNKNOWN_PARAMETER" || e.code === "INVALID_INPUT"
+        || e.code === "INVALID_FRAME"
+      ? 400
+      : 500;
+    return jsonResponse(status, { error: e.message, code: e.code }, headers);
+  }
+  return jsonResponse(500, { error: (e as Error)?.message ?? String(e), code: "INTERNAL" }, headers);
+}
+
+/**
+ * Reads the query's encoder flags (named like the CLI's) and output format; every other name is an error
+ * unless listed in `extra`.
+ */
+export function parseEncodeQuery(
+  query: URLSearchParams,
+  extra: ReadonlySet<string> = new Set(),
+): { selection: EncoderSelection; format: ContainerFormat; flags: EncoderFlags } {
+  const flags: Record<string, string | boolean | string[]> = {};
+  let format: ContainerFormat = "webm";
+  for (const name of new Set(query.keys())) {
+    const values = query.getAll(name);
+    if (name === "format") {
+      format = parseContainerFormat(values[values.length - 1]);
+    } else if (name === "param") {
+      flags.param = values;
+    } else if ((SWITCH_FLAGS as readonly string[]).includes(name)) {
+      const v = values[values.length - 1].toLowerCase();
+      if (v === "" || v === "1" || v === "true") flags[name] = true;
+      else if (v !== "0" && v !== "false") {
+        throw new HttpError(
+          400,
+          "INVALID_CONFIG",
+          `${name} is a switch: give 1, true or nothing, got "${v}"`,
+        );
+      }
+    } else if (ENCODER_PARAMS.has(name)) {
+      flags[name] = values[values.length - 1];
+    } else if (!extra.has(name)) {
+      throw new HttpError(
+        400,
+        "UNKNOWN_PARAMETER",
+        `Unknown query parameter "${name}": use format or the CLI's encoder flags (${
+          [...ENCODER_PARAMS].join(", ")
+        })`,
+      );
+    }
+  }
+  const selection = encoderConfigFromFlags(flags as EncoderFlags);
+  return { selection, format, flags: flags as EncoderFlags };
+}
+
+/** Counts request body bytes and errors the stream past `max`. */
+function limitBytes(max: number): TransformStream<Uint8Array, Uint8Array> {
+  let seen = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > max) {
+        controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
+        return;
+      }
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+/** One running encode: everything it holds, released once by `stop()`. */
+class Session {
+  readonly abort = new AbortController();
+  #cleanups: (() => unknown)[] = [];
+  #done = false;
+  #resolveDone!: () => void;
+  readonly finished = new Promise<void>((r) => (this.#resolveDone = r));
+
+  constructor(timeoutMs: number) {
+    const timer = setTimeout(
+      () => this.stop(new HttpError(408, "TIMEOUT", `The encode took longer than ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    this.onStop(() => clearTimeout(timer));
+  }
+
+  get aborted(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Runs `f` when the session stops (latest first). */
+  onStop(f: () => unknown) {
+    if (this.#done) void Promise.resolve().then(f).catch(() => {});
+    else this.#cleanups.push(f);
+  }
+
+  /** Resolves with `p`, or rejects with the reason the session stopped; a late result is released. */
+  until<T>(p: Promise<T>, release: (value: T) => unknown): Promise<T> {
+    if (this.aborted) {
+      p.then(release, () => {});
+      return Promise.reject(this.abort.signal.reason);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        p.then(release, () => {});
+        reject(this.abort.signal.reason);
+      };
+      this.abort.signal.addEventListener("abort", onAbort, { once: true });
+      p.then((v) => {
+        this.abort.signal.removeEventListener("abort", onAbort);
+        if (this.aborted) {
+          void release(v);
+          return;
+        }
+        resolve(v);
+      }, (e) => {
+        this.abort.signal.removeEventListener("abort", onAbort);
+        reject(e);
+      });
+    });
+  }
+
+  async stop(reason?: unknown) {
+    if (this.#done) return this.finished;
+    this.#done = true;
+    if (!this.aborted) this.abort.abort(reason ?? new EncoderError("ABORTED", "The encode was stopped"));
+    for (const f of this.#cleanups.reverse()) {
+      try {
+        await f();
+      } catch { /* cleanup is best effort */ }
+    }
+    this.#resolveDone();
+    return this.finished;
+  }
+}
+
+/** A server-side WebSocket as both runtimes give it. */
+interface LivePeer {
+  send(bytes: Uint8Array): void;
+  bufferedAmount(): number;
+  close(code: number, reason: string): void;
+  readonly isClosed: boolean;
+}
+
+type Handler = (req: Request, upgrade: (req: Request, onOpen: (peer: LivePeer) => LiveHooks) => Response) =>
+  | Response
+  | Promise<Response>;
+
+interface LiveHooks {
+  onClose(): void;
+}
+
+interface RunningServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface DenoServeApi {
+  serve(
+    options: { port: number; hostname: string; onListen?: () => void },
+    handler: (req: Request) => Response | Promise<Response>,
+  ): { addr: { port: number }; shutdown(): Promise<void> };
+  upgradeWebSocket(req: Request): { socket: WebSocket; response: Response };
+}
+
+interface BunSocket {
+  data: { onOpen: (peer: LivePeer) => LiveHooks; hooks?: LiveHooks; closed: boolean };
+  send(data: Uint8Array): number;
+  getBufferedAmount(): number;
+  close(code?: number, reason?: string): void;
+}
+
+interface BunServeApi {
+  serve(options: {
+    port: number;
+    hostname: string;
+    idleTimeout?: number;
+    maxRequestBodySize?: number;
+    fetch(req: Request, server: { upgrade(req: Request, o: { data: unknown }): boolean }):
+      | Response
+      | Promise<Response>
+      | undefined
+      | Promise<Response | undefined>;
+    websocket: {
+      open(ws: BunSocket): void;
+      message(ws: BunSocket, message: unknown): void;
+      close(ws: BunSocket): void;
+    };
+  }): { port: number; stop(closeActive?: boolean): Promise<void> | void };
+}
+
+function listen(
+  options: { port: number; hostname: string; maxBodyBytes: number },
+  handler: Handler,
+): RunningServer {
+  const g = globalThis as unknown as { Deno?: DenoServeApi; Bun?: BunServeApi };
+  if (g.Deno) {
+    const deno = g.Deno;
+    const server = deno.serve(
+      { port: options.port, hostname: options.hostname, onListen() {} },
+      (req) =>
+        handler(req, (r, onOpen) => {
+          const { socket, response } = deno.upgradeWebSocket(r);
+          socket.binaryType = "arraybuffer";
+          let closed = false;
+          const peer: LivePeer = {
+            send: (b) => socket.send(b as Uint8Array<ArrayBuffer>),
+            bufferedAmount: () => socket.bufferedAmount,
+            close: (code, reason) => socket.close(code, reason),
+            get isClosed() {
+              return closed || socket.readyState >= 2;
+            },
+          };
+          let hooks: LiveHooks | undefined;
+          socket.onopen = () => (hooks = onOpen(peer));
+          socket.onclose = () => {
+            closed = true;
+            hooks?.onClose();
+          };
+          socket.onerror = () => {};
+          return response;
+        }),
+    );
+    return { port: server.addr.port, stop: () => server.shutdown() };
+  }
+  if (g.Bun) {
+    const server = g.Bun.serve({
+      port: options.port,
+      hostname: options.hostname,
+      // Encodes stream for as long as they take; the service's own time limit applies instead.
+      idleTimeout: 0,
+      maxRequestBodySize: Math.min(options.maxBodyBytes * 2 + (1 << 20), 2 ** 52),
+      fetch(req, srv) {
+        let upgraded = false;
+        const response = handler(req, (r, onOpen) => {
+          upgraded = srv.upgrade(r, { data: { onOpen, closed: false } });
+          if (!upgraded) throw new HttpError(400, "BAD_UPGRADE", "Expected a WebSocket upgrade request");
+          return new Response(null, { status: 101 });
+        });
+        if (response instanceof Response) return upgraded ? undefined : response;
+        return response.then((r) => (upgraded ? undefined : r));
+      },
+      websocket: {
+        open(ws) {
+          const peer: LivePeer = {
+            send: (b) => void ws.send(b),
+            bufferedAmount: () => ws.getBufferedAmount(),
+            close: (code, reason) => ws.close(code, reason),
+            get isClosed() {
+              return ws.data.closed;
+            },
+          };
+          ws.data.hooks = ws.data.onOpen(peer);
+        },
+        message() {},
+        close(ws) {
+          ws.data.closed = true;
+          ws.data.hooks?.onClose();
+        },
+      },
+    });
+    return { port: server.port, stop: async () => void (await server.stop(true)) };
+  }
+  throw new Error("examples/http_service.ts runs on Deno or Bun");
+}
+
+const pageFiles: Record<string, [file: string, type: string]> = {
+  "/": ["browser/index.html", "text/html; charset=utf-8"],
+  "/index.html": ["browser/index.html", "text/html; charset=utf-8"],
+  "/player.js": ["browser/player.js", "text/javascript; charset=utf-8"],
+};
+
+/**
+ * Starts the service. Close it with `close()`, which stops every encode.
+ *
+ * @example
+ * ```ts
+ * import { startService } from "./http_service.ts";
+ * import { testSourceY4m } from "../mod.ts";
+ * const service = await startService({ port: 0 });
+ * const response = await fetch(`${service.url}/encode?format=ivf&preset=12`, {
+ *   method: "POST",
+ *   body: await new Response(testSourceY4m({ width: 160, height: 120, frames: 5 })).arrayBuffer(),
+ * });
+ * console.log(response.status, (await response.arrayBuffer()).byteLength);
+ * await service.close();
+ * ```
+ */
+export async function startService(options: ServiceOptions = {}): Promise<EncodeService> {
+  const maxConcurrent = options.maxConcurrent ?? 4;
+  const maxBodyBytes = options.maxBodyBytes ?? 1 << 30;
+  const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+  const retryAfter = String(options.retryAfterSeconds ?? 1);
+  const hostname = options.hostname ?? "127.0.0.1";
+  const sessions = new Set<Session>();
+  let liveEncoders = 0;
+  let closing = false;
+
+  const busy = () =>
+    new HttpError(503, "BUSY", `${maxConcurrent} encodes are running: try again in ${retryAfter} s`);
+
+  const startSession = () => {
+    const session = new Session(timeoutMs);
+    sessions.add(session);
+    session.onStop(() => sessions.delete(session));
+    return session;
+  };
+
+  const openEncoder = async (session: Session, selection: EncoderSelection, info: VideoInfo) => {
+    const enc = await session.until(createEncoderFromSelection(selection, info), (e) => e.close());
+    liveEncoders++;
+    session.onStop(async () => {
+      await enc.close();
+      liveEncoders--;
+    });
+    return enc;
+  };
+
+  async function encodeRequest(req: Request, url: URL): Promise<Response> {
+    if (req.method !== "POST") {
+      return errorResponse(new HttpError(405, "METHOD_NOT_ALLOWED", "POST a Y4M body to /encode"), {
+        allow: "POST",
+      });
+    }
+    const { selection, format } = parseEncodeQuery(url.searchParams);
+    const length = req.headers.get("content-length");
+    if (length !== null && Number(length) > maxBodyBytes) {
+      throw new HttpError(413, "TOO_LARGE", `The request body is larger than ${maxBodyBytes} bytes`);
+    }
+    if (!req.body) throw new HttpError(400, "INVALID_INPUT", "POST a Y4M stream as the request body");
+    if (sessions.size >= maxConcurrent) throw busy();
+    const session = startSession();
+    // A client that goes away stops the encode.
+    req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
+    try {
+      const body = req.body.pipeThrough(limitBytes(maxBodyBytes));
+      const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
+      session.onStop(() => reader.cancel(session.abort.signal.reason));
+      const enc = await openEncoder(session, selection, reader.info);
+      return new Response(encodeBody(session, reader, enc, format), {
+        headers: {
+          "content-type": CONTENT_TYPES[format],
+          "cache-control": "no-store",
+          "x-encoder": `${enc.codec}`,
+        },
+      });
+    } catch (e) {
+      const reason = session.aborted ? session.abort.signal.reason : e;
+      await session.stop(e);
+      throw reason;
+    }
+  }
+
+  /** The response body: the container's bytes as packets come out; an error or a stop cuts it. */
+  function encodeBody(session: Session, reader: Y4mReader, enc: Encoder, format: ContainerFormat) {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      { highWaterMark: 1 },
+      { highWaterMark: 1 },
+    );
+    session.onStop(() => writable.abort(session.abort.signal.reason).catch(() => {}));
+    const writer = openContainerWriter(format, writable, enc.info, {
+      sequenceHeader: enc.sequenceHeader(),
+      live: true,
+    });
+    const pump = (async () => {
+      for await (const frame of reader.frames()) {
+        if (session.aborted) return;
+        await enc.encode(frame);
+      }
+      if (!session.aborted) await enc.flush();
+    })();
+    pump.catch((e) => session.stop(e));
+    void (async () => {
+      try {
+        for await (const packet of enc.packets()) await writer.writePacket(packet);
+        await pump;
+        if (session.aborted) return;
+        await writer.close();
+        await session.stop(new EncoderError("ABORTED", "done"));
+      } catch (e) {
+        await session.stop(e);
+      }
+    })();
+    return readable;
+  }
+
+  /** `/live`: the test source encoded live, one WebSocket message per container chunk. */
+  function liveRequest(req: Request, url: URL, upgrade: Parameters<Handler>[1]): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      throw new HttpError(426, "UPGRADE_REQUIRED", "/live is a WebSocket: connect with ws://");
+    }
+    const q = new URLSearchParams(url.searchParams);
+    const int = (name: string, fallback: number, max: number) => {
+      const v = q.get(name);
+      q.delete(name);
+      if (v === null) return fallback;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+        throw new HttpError(400, "INVALID_CONFIG", `${name} must be an integer from 1 to ${max}, got "${v}"`);
+      }
+      return Number(v);
+    };
+    const width = int("width", 320, 1920);
+    const height = int("height", 240, 1080);
+    const frames = int("frames", 60, 100_000);
+    const fpsText = q.get("fps");
+    q.delete("fps");
+    const fps = fpsText === null ? { num: 30, den: 1 } : parseFrameRate(fpsText);
+    if (!q.has("format")) q.set("format", "webm");
+    if (!q.has("preset") && (q.get("codec") ?? "svt-av1") === "svt-av1") q.set("preset", "12");
+    if (!q.has("keyint")) q.set("keyint", "30");
+    const { selection, format } = parseEncodeQuery(q, LIVE_PARAMS);
+    if (format !== "webm" && format !== "fmp4" && format !== "mkv") {
+      throw new HttpError(400, "INVALID_CONFIG", `/live streams webm, mkv or fmp4, got ${format}`);
+    }
+    if (sessions.size >= maxConcurrent) throw busy();
+    const source = testSource({ width, height, frames, fps });
+    const session = startSession();
+    return upgrade(req, (peer) => {
+      session.onStop(() => {
+        if (!peer.isClosed) {
+          const reason = session.abort.signal.reason as { message?: string; code?: string };
+          const clean = reason?.code === "DONE";
+          peer.close(
+            clean ? 1000 : 1011,
+            clean ? "end of stream" : (reason?.message ?? "stopped").slice(0, 120),
+          );
+        }
+      });
+      void runLive(session, peer, source, selection, format).then(
+        () => session.stop(Object.assign(new Error("end of stream"), { code: "DONE" })),
+        (e) => session.stop(e),
+      );
+      return { onClose: () => void session.stop() };
+    });
+  }
+
+  async function runLive(
+    session: Session,
+    peer: LivePeer,
+    source: ReturnType<typeof testSource>,
+    selection: EncoderSelection,
+    format: ContainerFormat,
+  ) {
+    const live = { ...selection, config: { ...selection.config, lowDelay: true } } as EncoderSelection;
+    if (live.codec === "rav1e") {
+      delete (live.config as { lowDelay?: boolean }).lowDelay;
+      (live.config as { lowLatency?: boolean }).lowLatency = true;
+    }
+    const enc = await openEncoder(session, live, source.info);
+    const streamFormat: StreamFormat = format === "fmp4"
+      ? fmp4StreamFormat(source.info, { sequenceHeader: enc.sequenceHeader() })
+      : webmStreamFormat(source.info, { sequenceHeader: enc.sequenceHeader(), matroska: format === "mkv" });
+    const send = async (bytes: Uint8Array) => {
+      if (bytes.length === 0) return;
+      if (peer.isClosed || session.aborted) throw session.abort.signal.reason ?? new Error("closed");
+      peer.send(bytes);
+      // No drain event on a server WebSocket in both runtimes: wait while the socket holds over 1 MiB.
+      for (let wait = 1; peer.bufferedAmount() > 1 << 20 && !session.aborted; wait = Math.min(wait * 2, 20)) {
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    };
+    await send(await streamFormat.header());
+    const pump = (async () => {
+      for await (const frame of source.frames()) {
+        if (session.aborted) return;
+        await enc.encode(frame);
+      }
+      if (!session.aborted) await enc.flush();
+    })();
+    pump.catch((e) => session.stop(e));
+    for await (const packet of enc.packets()) await send(await streamFormat.packet(packet));
+    await pump;
+    if (session.aborted) return;
+    if (streamFormat.end) await send(await streamFormat.end());
+    // Let the last bytes leave before the close frame.
+    for (let i = 0; i < 200 && peer.bufferedAmount() > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  const here = new URL(".", import.meta.url);
+  const handler: Handler = async (req, upgrade) => {
+    const url = new URL(req.url);
+    try {
+      if (closing) throw new HttpError(503, "CLOSING", "The service is shutting down");
+      if (url.pathname === "/encode") return await encodeRequest(req, url);
+      if (url.pathname === "/live") return liveRequest(req, url, upgrade);
+      if (url.pathname === "/stats" && req.method === "GET") {
+        return jsonResponse(200, { active: sessions.size, liveEncoders, rss: process.memoryUsage().rss });
+      }
+      const page = pageFiles[url.pathname];
+      if (page && req.method === "GET") {
+        const bytes = await readFile(new URL(page[0], here));
+        return new Response(bytes, { headers: { "content-type": page[1], "cache-control": "no-store" } });
+      }
+      throw new HttpError(404, "NOT_FOUND", `Nothing at ${url.pathname}: POST /encode, GET /, GET /live`);
+    } catch (e) {
+      const headers: Record<string, string> = e instanceof HttpError && e.status === 503
+        ? { "retry-after": retryAfter }
+        : {};
+      return errorResponse(e, headers);
+    }
+  };
+
+  const server = listen({ port: options.port ?? 8000, hostname, maxBodyBytes }, handler);
+  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
+  return {
+    url,
+    port: server.port,
+    get active() {
+      return sessions.size;
+    },
+    get liveEncoders() {
+      return liveEncoders;
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      await Promise.all(
+        [...sessions].map((s) => s.stop(new EncoderError("ABORTED", "The service is shutting down"))),
+      );
+      await server.stop();
+    },
+  };
+}
+
+if (import.meta.main) {
+  const port = Number(process.env.PORT ?? 8000);
+  const service = await startService({
+    port,
+    maxConcurrent: process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : undefined,
+  });
+  console.log(`av1-stream encode service on ${service.url} (POST /encode, GET /, GET /live)`);
+  const stop = () => void service.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
