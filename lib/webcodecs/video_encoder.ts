@@ -9,6 +9,7 @@ import { locateRav1e, locateSvtAv1 } from "../../ffi/load.ts";
 import { av1CodecConfigurationRecord, codecString, parseCodecString } from "../av1/codec_string.ts";
 import { findSequenceHeader } from "../av1/obu.ts";
 import { parseSequenceHeader, type SequenceHeader } from "../av1/sequence_header.ts";
+import { MAX_SIDE } from "../encoder/config.ts";
 import { type Rav1eConfig, Rav1eEncoder, rav1eSettings } from "../encoder/rav1e.ts";
 import { type SvtAv1Config, SvtAv1Encoder, svtAv1Params } from "../encoder/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
@@ -233,6 +234,9 @@ function normalize(config: VideoEncoderConfig): Normalized {
   const { width, height } = config;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width % 2 || height % 2) {
     throw notSupported(`Width and height must be even integers for 4:2:0, got ${width}x${height}`);
+  }
+  if (width > MAX_SIDE || height > MAX_SIDE) {
+    throw notSupported(`Width and height must be at most ${MAX_SIDE}, got ${width}x${height}`);
   }
   const backend = config.av1Backend ?? "svt-av1";
   const mode = config.bitrateMode ?? "variable";
