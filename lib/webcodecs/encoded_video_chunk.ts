@@ -3,6 +3,9 @@
  * @module
  */
 
+/** Bytes as WebCodecs' `AllowSharedBufferSource`: an ArrayBuffer, SharedArrayBuffer or any view of one. */
+export type AllowSharedBufferSource = ArrayBufferLike | ArrayBufferView<ArrayBufferLike>;
+
 /** "key" for a random access point, "delta" otherwise. */
 export type EncodedVideoChunkType = "key" | "delta";
 
@@ -13,7 +16,7 @@ export interface EncodedVideoChunkInit {
   timestamp: number;
   /** Duration in microseconds. */
   duration?: number;
-  data: BufferSource;
+  data: AllowSharedBufferSource;
   /** Accepted for compatibility; the chunk copies `data` either way. */
   transfer?: ArrayBuffer[];
 }
@@ -77,7 +80,7 @@ export class EncodedVideoChunk {
   }
 
   /** Copies the chunk's bytes into `destination`; TypeError when it is too small. */
-  copyTo(destination: BufferSource): void {
+  copyTo(destination: AllowSharedBufferSource): void {
     const out = bytesOf(destination, "The destination");
     if (out.byteLength < this.#data.byteLength) {
       throw new TypeError(

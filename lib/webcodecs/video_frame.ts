@@ -239,7 +239,7 @@ export class VideoFrame {
   #duration: number | null;
   #colorSpace: VideoColorSpaceInit;
 
-  constructor(data: BufferSource | VideoFrame, init: VideoFrameBufferInit) {
+  constructor(data: AllowSharedBufferSource | VideoFrame, init: VideoFrameBufferInit) {
     if (data instanceof VideoFrame) {
       // Wrapping another frame: same pixels, with this init's timestamp and duration when given.
       if (!data.#resource) throw invalidState("make a VideoFrame from it");
@@ -383,7 +383,10 @@ export class VideoFrame {
   }
 
   /** Copies the visible pixels (or `options.rect`) into `destination`; resolves with each plane's layout. */
-  copyTo(destination: BufferSource, options: VideoFrameCopyToOptions = {}): Promise<PlaneLayout[]> {
+  copyTo(
+    destination: AllowSharedBufferSource,
+    options: VideoFrameCopyToOptions = {},
+  ): Promise<PlaneLayout[]> {
     try {
       if (!this.#resource) throw invalidState("copy");
       const rect = parseRect(options.rect, this.#visible, this.#codedWidth, this.#codedHeight, this.#format);
