@@ -36,6 +36,11 @@ Input and output
   -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, or - (stdout, IVF unless --format)
       --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension)
       --frames <n>         encode at most n frames
+Chunked
+      --chunked            cut at scene changes, encode chunks in parallel, join (key frame per chunk)
+      --workers <n>        encoders at once with --chunked (default: cores, within the memory budget)
+      --resume             keep the chunks an interrupted --chunked run finished
+      --work-dir <dir>     chunk files and manifest (default: <output>.chunks)
 Encoder
       --codec <name>       svt-av1 (default) or rav1e
       --bitrate <kbps>     target bitrate (SVT-AV1: VBR, or CBR with --rate-control cbr)
@@ -79,6 +84,7 @@ interface Options {
   codec: "svt-av1" | "rav1e";
   outputFormat: ContainerFormat;
   config: Omit<SvtAv1Config, "width" | "height"> | Omit<Rav1eConfig, "width" | "height">;
+  chunked?: { workers?: number; resume: boolean; workDir?: string };
 }
 
 function intFlag(name: string, v: string | undefined): number | undefined {
@@ -123,6 +129,10 @@ export function parseCli(argv: string[]): Options | "help" {
         json: { type: "boolean" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        chunked: { type: "boolean" },
+        workers: { type: "string" },
+        resume: { type: "boolean" },
+        "work-dir": { type: "string" },
       },
     });
   } catch (e) {
@@ -162,7 +172,13 @@ export function parseCli(argv: string[]): Options | "help" {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const workers = intFlag("workers", v.workers);
+  if (workers !== undefined && workers < 1) throw new UsageError("--workers must be 1 or more");
+  if (!v.chunked && (workers !== undefined || v.resume || v["work-dir"] !== undefined)) {
+    throw new UsageError("--workers, --resume and --work-dir need --chunked");
+  }
   return {
+    chunked: v.chunked ? { workers, resume: v.resume ?? false, workDir: v["work-dir"] } : undefined,
     input: v.input,
     output: v.output,
     frames,
@@ -317,6 +333,10 @@ export async function main(argv: string[]): Promise<number> {
   if (opts === "help") {
     process.stdout.write(USAGE);
     return 0;
+  }
+  if (opts.chunked) {
+    const { runChunkedCli } = await import("./lib/chunked/cli_run.ts");
+    return await runChunkedCli({ ...opts, ...opts.chunked });
   }
   const { frameByteLength } = await import("./lib/types.ts");
   const source = await openInput(opts.input, frameByteLength);
