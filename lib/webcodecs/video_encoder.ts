@@ -86,7 +86,11 @@ export interface VideoEncoderInit {
 /** The second argument of `encode()`. */
 export interface VideoEncoderEncodeOptions {
   keyFrame?: boolean;
-  /** With `bitrateMode: "quantizer"`: the frame's quantizer, 0 to 63. */
+  /**
+   * With `bitrateMode: "quantizer"`: the frame's quantizer, 0 to 63 (SVT-AV1 `qp`, rav1e quantizer
+   * index ×4). Neither library changes the quantizer of a running stream, so a quantizer different from
+   * the previous frame's starts a new encoder session: that frame becomes a key frame.
+   */
   av1?: { quantizer?: number | null };
 }
 
@@ -377,6 +381,12 @@ function report(e: unknown) {
 /**
  * A WebCodecs `VideoEncoder` for AV1. Code written for the browser's encoder runs unchanged: configure,
  * encode `VideoFrame`s, receive `EncodedVideoChunk`s in `output`, `flush()` to drain.
+ *
+ * Frames are converted to I420 (BT.601 limited range for RGB) when they are encoded. After `flush()` the
+ * next frame starts a new encoder session with a key frame (SVT-AV1 takes no picture after end of
+ * stream); timestamps go on as given. `encode(frame, { keyFrame: true })` forces a key frame in the
+ * library where it can (rav1e always; SVT-AV1 1.4 with CRF or QP and random access) and otherwise ends
+ * the session and starts a new one, which costs the frames of lookahead in latency at that point.
  *
  * @example
  * ```ts
