@@ -7,7 +7,8 @@
  * Usage: deno run -A bench/stream_backpressure.ts [--frames 1000] [--interval 50] [--preset 12]
  *        [--sink memory|tcp] [--low-delay]
  *        bun bench/stream_backpressure.ts ...
- * `--sink tcp` sends through a block-policy tcpSink to an in-process peer that reads one packet per interval.
+ * `--sink tcp` sends through a block-policy tcpSink to an in-process peer that reads once per interval
+ * (whatever the socket holds, up to 64 KiB).
  * @module
  */
 import * as net from "node:net";
@@ -58,6 +59,7 @@ const sample = () => {
 
 let sink: WritableStream<Packet>;
 let server: net.Server | undefined;
+let tcpDone: Promise<void> | undefined;
 if (sinkKind === "tcp") {
   // A peer that reads one packet's worth of bytes per interval: pauses the socket between reads.
   server = net.createServer((socket) => {
@@ -79,10 +81,10 @@ if (sinkKind === "tcp") {
         c.enqueue(p);
       },
     },
-    { highWaterMark: 0 },
+    { highWaterMark: 1 },
     { highWaterMark: 0 },
   );
-  void counter.readable.pipeTo(tcp);
+  tcpDone = counter.readable.pipeTo(tcp);
   sink = counter.writable;
 } else {
   sink = new WritableStream<Packet>({
@@ -96,6 +98,7 @@ if (sinkKind === "tcp") {
 
 const ticker = setInterval(sample, 100);
 await readable.pipeThrough(encode).pipeTo(sink);
+await tcpDone;
 clearInterval(ticker);
 server?.close();
 const result = {
