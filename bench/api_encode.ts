@@ -23,7 +23,7 @@ const enc = await SvtAv1Encoder.create({
   ...reader.info,
   preset: Number(preset),
   crf: Number(crf),
-  logLevel: "warn",
+  logLevel: "error",
   threadPriority: priority === "realtime" ? "realtime" : "batch",
 });
 createLag.stop();
@@ -49,6 +49,7 @@ console.log(
     seconds,
     frames,
     maxLagMs: Number(lag.max.toFixed(1)),
+    createLagMs: Number(createLag.max.toFixed(1)),
     peakRssMB: Math.round(peakRssMB()),
   }),
 );
