@@ -99,16 +99,24 @@ export function createChunkEncoder(
     });
   }
   const { codec: _c, ...rest } = config;
-  return SvtAv1Encoder.create({
-    ...rest,
-    ...info,
-    threads: rest.threads ?? threads,
-    keyint: -1,
-    forceKeyFrames: false,
-    params: { ...rest.params, scd: 0 },
-    maxQueuedPackets: 4,
-  });
+  const create = () =>
+    SvtAv1Encoder.create({
+      ...rest,
+      ...info,
+      threads: rest.threads ?? threads,
+      keyint: -1,
+      forceKeyFrames: false,
+      params: { ...rest.params, scd: 0 },
+      maxQueuedPackets: 4,
+    });
+  // SVT-AV1 1.4 fills process-wide function tables in init_handle: two at once race and print
+  // "Pointer ... is set before" by the hundred. One creation at a time; encoding stays parallel.
+  const created = svtCreation.then(create);
+  svtCreation = created.then(() => {}, () => {});
+  return created;
 }
+
+let svtCreation: Promise<void> = Promise.resolve();
 
 /** Options of {@linkcode encodeChunk}. */
 export interface EncodeChunkOptions {
