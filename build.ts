@@ -30,6 +30,9 @@ const TOOLS: [binary: string | null, pkg: string][] = [
   ["redis-server", "redis-server"],
   // The browser end-to-end test decodes the live stream in headless chromium (playwright-core drives it).
   ["chromium", "chromium"],
+  // The SRT sink loads libsrt over FFI; its tests receive with srt-live-transmit.
+  ["srt-live-transmit", "srt-tools"],
+  [null, "libsrt1.5-gnutls"],
 ];
 
 function which(binary: string): string | undefined {
