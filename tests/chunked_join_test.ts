@@ -90,66 +90,75 @@ test(
   },
 );
 
-test("a Y4M stream (stdin) is spilled and gives the same bytes as the file", async () => {
-  const opts = { width: 160, height: 120, frames: 24 };
-  const file = tempPath("src.y4m");
-  const { spillY4m } = await import("../lib/chunked/y4m_file.ts");
-  const src = testSource(opts);
-  await spillY4m(src.frames(), src.info, file);
-  const a = tempPath("a.ivf");
-  const b = tempPath("b.ivf");
-  const cfg = { preset: 12 };
-  await encodeChunked(file, cfg, {
-    output: a,
-    workDir: tempPath("wa"),
-    workers: 2,
-    plan: { minLength: 8, maxLength: 8 },
-  });
-  await encodeChunked(testSourceY4m(opts), cfg, {
-    output: b,
-    workDir: tempPath("wb"),
-    workers: 1,
-    plan: { minLength: 8, maxLength: 8 },
-  });
-  assert.deepEqual(readFileSync(a), readFileSync(b));
-});
+test(
+  "a Y4M stream (stdin) is spilled and gives the same bytes as the file",
+  { timeout: 120_000 },
+  async () => {
+    const opts = { width: 160, height: 120, frames: 24 };
+    const file = tempPath("src.y4m");
+    const { spillY4m } = await import("../lib/chunked/y4m_file.ts");
+    const src = testSource(opts);
+    await spillY4m(src.frames(), src.info, file);
+    const a = tempPath("a.ivf");
+    const b = tempPath("b.ivf");
+    const cfg = { preset: 12 };
+    await encodeChunked(file, cfg, {
+      output: a,
+      workDir: tempPath("wa"),
+      workers: 2,
+      plan: { minLength: 8, maxLength: 8 },
+    });
+    await encodeChunked(testSourceY4m(opts), cfg, {
+      output: b,
+      workDir: tempPath("wb"),
+      workers: 1,
+      plan: { minLength: 8, maxLength: 8 },
+    });
+    assert.deepEqual(readFileSync(a), readFileSync(b));
+  },
+);
 
-test("joinChunks refuses chunks whose sequence headers differ, before writing anything", async () => {
-  const input = await writeHardCutY4m(tempPath("in.y4m"), 16, 8);
-  const info = await readY4mFileInfo(input);
-  const { indexY4mFile } = await import("../lib/chunked/y4m_file.ts");
-  const index = await indexY4mFile(input);
-  const a = tempPath("a.ivf");
-  const b = tempPath("b.ivf");
-  await encodeChunk(readY4mRange(input, index.offsets[0], 8), {
-    index: 0,
-    start: 0,
-    end: 8,
-    info,
-    config: { preset: 12 },
-    path: a,
-  });
-  await encodeChunk(readY4mRange(input, index.offsets[8], 8), {
-    index: 1,
-    start: 8,
-    end: 16,
-    info,
-    config: { codec: "rav1e", speed: 10 },
-    path: b,
-  });
-  const out = tempPath("mixed.ivf");
-  await assert.rejects(
-    joinChunks([{ path: a, start: 0, frames: 8 }, { path: b, start: 8, frames: 8 }], out, info),
-    (e) =>
-      e instanceof EncoderError && e.code === "INVALID_INPUT" && /sequence header differs/.test(e.message),
-  );
-  assert.throws(() => readFileSync(out), /ENOENT/);
-  await assert.rejects(
-    joinChunks(
-      [{ path: a, start: 0, frames: 8 }, { path: a, start: 9, frames: 8 }],
-      tempPath("gap.ivf"),
+test(
+  "joinChunks refuses chunks whose sequence headers differ, before writing anything",
+  { timeout: 120_000 },
+  { timeout: 120_000 },
+  async () => {
+    const input = await writeHardCutY4m(tempPath("in.y4m"), 16, 8);
+    const info = await readY4mFileInfo(input);
+    const { indexY4mFile } = await import("../lib/chunked/y4m_file.ts");
+    const index = await indexY4mFile(input);
+    const a = tempPath("a.ivf");
+    const b = tempPath("b.ivf");
+    await encodeChunk(readY4mRange(input, index.offsets[0], 8), {
+      index: 0,
+      start: 0,
+      end: 8,
       info,
-    ),
-    /missing/,
-  );
-});
+      config: { preset: 12 },
+      path: a,
+    });
+    await encodeChunk(readY4mRange(input, index.offsets[8], 8), {
+      index: 1,
+      start: 8,
+      end: 16,
+      info,
+      config: { codec: "rav1e", speed: 10 },
+      path: b,
+    });
+    const out = tempPath("mixed.ivf");
+    await assert.rejects(
+      joinChunks([{ path: a, start: 0, frames: 8 }, { path: b, start: 8, frames: 8 }], out, info),
+      (e) =>
+        e instanceof EncoderError && e.code === "INVALID_INPUT" && /sequence header differs/.test(e.message),
+    );
+    assert.throws(() => readFileSync(out), /ENOENT/);
+    await assert.rejects(
+      joinChunks(
+        [{ path: a, start: 0, frames: 8 }, { path: a, start: 9, frames: 8 }],
+        tempPath("gap.ivf"),
+        info,
+      ),
+      /missing/,
+    );
+  },
+);
