@@ -19,7 +19,7 @@ const PLAN = { minLength: 8, maxLength: 16 };
 
 test(
   "encodeChunked SVT-AV1: the joined IVF is the chunks' packets with one running timestamp count",
-  needs("dav1d"),
+  { ...needs("dav1d"), timeout: 120_000 },
   async () => {
     const input = await writeHardCutY4m(tempPath("in.y4m"));
     const out = tempPath("svt.ivf");
@@ -61,7 +61,7 @@ test(
 
 test(
   "encodeChunked rav1e: IVF decodes frame for frame with dav1d, MP4 has every frame",
-  needs("dav1d"),
+  { ...needs("dav1d"), timeout: 120_000 },
   async () => {
     const input = await writeHardCutY4m(tempPath("in.y4m"));
     const work = tempPath("work");
@@ -120,7 +120,6 @@ test(
 
 test(
   "joinChunks refuses chunks whose sequence headers differ, before writing anything",
-  { timeout: 120_000 },
   { timeout: 120_000 },
   async () => {
     const input = await writeHardCutY4m(tempPath("in.y4m"), 16, 8);
