@@ -12,6 +12,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { encoderConfigFromFlags, type EncoderSelection } from "./lib/cli_config.ts";
+import { fmp4StreamFormat, webmStreamFormat } from "./lib/container/live.ts";
 import {
   type ContainerFormat,
   formatFromPath,
@@ -26,6 +27,8 @@ import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/
 import { fileSink } from "./lib/io/sink.ts";
 import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
 import { Y4mReader } from "./lib/io/y4m.ts";
+import type { DisconnectPolicy, PacketSink } from "./lib/stream/packet_sink.ts";
+import { createSink } from "./lib/stream/sinks.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
 
 const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
@@ -33,9 +36,17 @@ const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
 
 Input and output
   -i, --input <src>        file.y4m, - (stdin) or testsrc[:WxH[@fps][:frames]]
-  -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, or - (stdout, IVF unless --format)
-      --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension)
+  -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, - (stdout, IVF unless --format), or a live
+                           peer: tcp://host:port, ws://..., wss://..., http(s)://... (one streaming POST)
+      --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension; ivf
+                           for peers, which take ivf, obu, webm, mkv or fmp4)
       --frames <n>         encode at most n frames
+      --realtime           pace the input at its frame rate, as a live source would arrive
+Live peers
+      --on-disconnect <p>  block (default: nothing lost, the encoder waits), buffer or drop
+      --max-buffer <bytes> bound of what buffer/drop keep while the peer is gone
+      --reconnect-attempts <n>  attempts per outage before giving up (default 10)
+      --reconnect-delay <ms>    first retry delay, doubling up to 10 s (default 250)
 Chunked
       --chunked            cut at scene changes, encode chunks in parallel, join (key frame per chunk)
       --workers <n>        encoders at once with --chunked (default: cores, within the memory budget)
@@ -83,6 +94,14 @@ interface Options {
   forceKeyFrames: string[];
   codec: "svt-av1" | "rav1e";
   outputFormat: ContainerFormat;
+  /** Set when the output is a live peer rather than a file. */
+  live?: {
+    onDisconnect: DisconnectPolicy;
+    maxBufferBytes?: number;
+    maxAttempts?: number;
+    initialDelay?: number;
+  };
+  realtime: boolean;
   config: Omit<SvtAv1Config, "width" | "height"> | Omit<Rav1eConfig, "width" | "height">;
   chunked?: { workers?: number; resume: boolean; workDir?: string };
 }
@@ -125,6 +144,11 @@ export function parseCli(argv: string[]): Options | "help" {
         "rdo-lookahead": { type: "string" },
         "low-latency": { type: "boolean" },
         tune: { type: "string" },
+        realtime: { type: "boolean" },
+        "on-disconnect": { type: "string" },
+        "max-buffer": { type: "string" },
+        "reconnect-attempts": { type: "string" },
+        "reconnect-delay": { type: "string" },
         quiet: { type: "boolean", short: "q" },
         json: { type: "boolean" },
         verbose: { type: "boolean" },
@@ -142,11 +166,12 @@ export function parseCli(argv: string[]): Options | "help" {
   if (v.help) return "help";
   if (!v.input) throw new UsageError("Missing -i/--input");
   if (!v.output) throw new UsageError("Missing -o/--output");
+  const isPeer = /^(tcp|wss?|https?):\/\//i.test(v.output);
   let outputFormat: ContainerFormat;
   try {
     outputFormat = v.format !== undefined
       ? parseContainerFormat(v.format)
-      : v.output === "-"
+      : v.output === "-" || isPeer
       ? "ivf"
       : formatFromPath(v.output) ?? (() => {
         throw new UsageError(
@@ -156,6 +181,26 @@ export function parseCli(argv: string[]): Options | "help" {
   } catch (e) {
     throw e instanceof UsageError ? e : new UsageError((e as Error).message);
   }
+  if (isPeer && outputFormat === "mp4") {
+    throw new UsageError("A live peer cannot take progressive MP4: use --format fmp4, webm, ivf or obu");
+  }
+  const policy = v["on-disconnect"] ?? "block";
+  if (!["block", "buffer", "drop"].includes(policy)) {
+    throw new UsageError(`--on-disconnect must be block, buffer or drop, got ${JSON.stringify(policy)}`);
+  }
+  for (const flag of ["on-disconnect", "max-buffer", "reconnect-attempts", "reconnect-delay"] as const) {
+    if (!isPeer && v[flag] !== undefined) {
+      throw new UsageError(`--${flag} applies to live peers (tcp://, ws://, http://)`);
+    }
+  }
+  const live = isPeer
+    ? {
+      onDisconnect: policy as DisconnectPolicy,
+      maxBufferBytes: intFlag("max-buffer", v["max-buffer"]),
+      maxAttempts: intFlag("reconnect-attempts", v["reconnect-attempts"]),
+      initialDelay: intFlag("reconnect-delay", v["reconnect-delay"]),
+    }
+    : undefined;
   const frames = intFlag("frames", v.frames);
   if (frames !== undefined && frames < 0) throw new UsageError("--frames must be 0 or more");
   const forceKeyFrames = v["force-key-frames"] ? v["force-key-frames"].split(",").map((s) => s.trim()) : [];
@@ -188,6 +233,8 @@ export function parseCli(argv: string[]): Options | "help" {
     forceKeyFrames,
     codec: selection.codec,
     outputFormat,
+    live,
+    realtime: v.realtime ?? false,
     config: selection.config,
   };
 }
@@ -214,9 +261,45 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
 interface Output {
   write(p: Packet): Promise<void>;
   close(): Promise<void>;
+  /** The link's state for the progress line, for live peers. */
+  status?(): string;
 }
 
-async function openOutput(opts: Options, info: VideoInfo, sequenceHeader: Uint8Array): Promise<Output> {
+async function openOutput(
+  opts: Options,
+  info: VideoInfo,
+  encoder: Encoder,
+  onLink: () => void,
+): Promise<Output> {
+  const sequenceHeader = encoder.sequenceHeader();
+  if (opts.live) {
+    const f = opts.outputFormat;
+    const format = f === "webm" || f === "mkv"
+      ? webmStreamFormat(info, { sequenceHeader, matroska: f === "mkv" })
+      : f === "fmp4"
+      ? fmp4StreamFormat(info, { sequenceHeader })
+      : f === "obu"
+      ? "obu"
+      : "ivf";
+    const sink: PacketSink = createSink(opts.output, {
+      ...opts.live,
+      format,
+      info,
+      sequenceHeader,
+      onKeyFrameNeeded: () => encoder.requestKeyFrame(),
+    });
+    for (const event of ["connect", "disconnect", "reconnect", "end"] as const) sink.on(event, onLink);
+    const writer = sink.getWriter();
+    return {
+      write: (p) => writer.write(p),
+      close: () => writer.close(),
+      status: () => {
+        const st = sink.stats;
+        return `${sink.state} ${st.connections} conn` + (st.dropped ? ` ${st.dropped} dropped` : "")
+          + (st.resent ? ` ${st.resent} resent` : "");
+      },
+    };
+  }
   const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
   const w = openContainerWriter(opts.outputFormat, target, info, { sequenceHeader });
   return { write: (p) => w.writePacket(p), close: () => w.close() };
@@ -240,6 +323,8 @@ class Progress {
   #last = 0;
   frames = 0;
   bytes = 0;
+  /** Extra text for the progress line, such as the link state of a live peer. */
+  status?: () => string;
   #fps: number;
 
   constructor(quiet: boolean, total: number | undefined, fps: number) {
@@ -268,7 +353,7 @@ class Progress {
     }
     return `${bar}${this.frames}${total ? "/" + total : ""} frames ${fps.toFixed(1)} fps ${
       kbps.toFixed(0)
-    } kbps ${clock(s)}${eta}`;
+    } kbps ${clock(s)}${eta}${this.status ? ` [${this.status()}]` : ""}`;
   }
 
   update(force = false) {
@@ -360,12 +445,21 @@ export async function main(argv: string[]): Promise<number> {
     enc = opts.codec === "rav1e"
       ? await Rav1eEncoder.create({ ...info, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
       : await SvtAv1Encoder.create({ ...info, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
-    out = await openOutput(opts, { ...info, frameCount: total }, enc.sequenceHeader());
+    out = await openOutput(opts, { ...info, frameCount: total }, enc, () => progress.update(true));
+    const output = out;
+    if (output.status) progress.status = () => output.status!();
     const keys = keyFrameSet(opts.forceKeyFrames, info);
     const encoder = enc;
     const pump = (async () => {
       let n = 0;
+      const started = performance.now();
+      const frameMs = 1000 * info.fps.den / info.fps.num;
       for await (const frame of source.frames()) {
+        if (opts.realtime) {
+          // A live source: frame n is not there before n frame durations have passed.
+          const due = started + n * frameMs - performance.now();
+          if (due > 0) await new Promise((r) => setTimeout(r, due));
+        }
         if (interrupted || (opts.frames !== undefined && n >= opts.frames)) break;
         await encoder.encode(frame, { keyFrame: keys.has(n) });
         n++;

@@ -203,3 +203,36 @@ test(
     }
   },
 );
+
+test("cli: -o tcp:// streams IVF to a live peer and the progress line shows the link", async () => {
+  const { createServer } = await import("node:net");
+  const chunks: Uint8Array[] = [];
+  const server = createServer((socket) => socket.on("data", (d) => chunks.push(new Uint8Array(d))));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const [cmd, argv] = scriptCommand("cli.ts", [
+    ...["-i", "testsrc:160x120@30:20", "-o", `tcp://127.0.0.1:${port}`, "--preset", "12", "--keyint", "10"],
+    "--low-delay",
+  ]);
+  const { spawn } = await import("node:child_process");
+  const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  server.close();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /20\/20 frames .*\[closed 1 conn\]/);
+  const ivf = await readIvf(new Uint8Array(Buffer.concat(chunks)));
+  assert.equal(ivf.frames.length, 20);
+});
+
+test("cli: live-peer flags need a live peer, and a peer cannot take progressive MP4", () => {
+  let r = cli(["-i", "testsrc", "-o", "x.ivf", "--on-disconnect", "drop"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--on-disconnect applies to live peers/);
+  r = cli(["-i", "testsrc", "-o", "tcp://127.0.0.1:1", "--format", "mp4"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /cannot take progressive MP4/);
+  r = cli(["-i", "testsrc", "-o", "tcp://127.0.0.1:1", "--on-disconnect", "sometimes"]);
+  assert.equal(r.code, 2);
+});
