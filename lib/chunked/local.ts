@@ -135,7 +135,8 @@ export function joinWork(
  *
  * @example
  * ```ts
- * import { encodeChunked, testSource } from "./mod.ts";
+ * import { encodeChunked } from "./mod.ts";
+ * import { testSource } from "../io/testsrc.ts";
  * const input = testSource({ width: 160, height: 120, frames: 40 });
  * const result = await encodeChunked(input, { preset: 12 }, {
  *   output: "/tmp/chunked_example.ivf",
