@@ -32,6 +32,7 @@ export {
 export * from "./lib/av1/mod.ts";
 export * from "./lib/container/mod.ts";
 export * from "./lib/webcodecs/mod.ts";
+export * from "./lib/chunked/mod.ts";
 export { type CommonConfig } from "./lib/encoder/config.ts";
 export { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder, rav1eSettings } from "./lib/encoder/rav1e.ts";
 export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
