@@ -29,6 +29,11 @@ import {
   TcpReceiver,
 } from "./_helpers/stream_servers.ts";
 
+/** The IVF header every connection starts with. */
+function ivfHeader(info: Parameters<typeof ivfFormat>[0]): Uint8Array {
+  return ivfFormat(info).header() as Uint8Array;
+}
+
 function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
   const events: SinkEvents[K][] = [];
   sink.on(type, (e) => events.push(e));
@@ -216,7 +221,7 @@ for (const seed of [1, 2]) {
 
     assert.ok(proxy.connections.length >= 7, `seed ${seed}: ${proxy.connections.length} connections`);
     assert.ok(proxy.connections.slice(0, 6).every((c) => c.faulted), `seed ${seed}: every fault happened`);
-    assertConnections(proxy, rx, ivfFormat(FAKE_INFO).header(), seed);
+    assertConnections(proxy, rx, ivfHeader(FAKE_INFO), seed);
     assertInOrderNoneLost(rx.connections, frames, seed);
     const got = dedupe(rx.connections);
     const expected = await fakeFileEncode(frames, keyint, packetSize);
@@ -249,7 +254,7 @@ test("proxy drop: every connection starts at a key frame, nothing references a d
     { onDisconnect: "drop", maxBufferBytes, writeTimeout: 300 },
     { frames: 1000, keyint: 60, packetSize: 16_000, fps: 700 },
   );
-  assertConnections(proxy, rx, ivfFormat(FAKE_INFO).header(), seed);
+  assertConnections(proxy, rx, ivfHeader(FAKE_INFO), seed);
   assertFakeDecodable(rx.connections, seed);
   assert.ok(peak <= maxBufferBytes, `queued ${peak} bytes, bound ${maxBufferBytes}`);
   assert.ok(sink.stats.dropped > 0, `${sink.stats.dropped} dropped`);
@@ -271,7 +276,7 @@ test("proxy buffer: what is kept stays within maxBufferBytes; every connection s
     { onDisconnect: "buffer", maxBufferBytes },
     { frames: 700, keyint: 10, packetSize: 16_000, fps: 600 },
   );
-  assertConnections(proxy, rx, ivfFormat(FAKE_INFO).header(), seed);
+  assertConnections(proxy, rx, ivfHeader(FAKE_INFO), seed);
   assertFakeDecodable(rx.connections, seed);
   assert.ok(peak <= maxBufferBytes, `kept ${peak} bytes, bound ${maxBufferBytes}`);
   assert.ok(peak > 0);
@@ -440,7 +445,7 @@ for (const [policy, seed] of [["drop", 5], ["buffer", 6]] as const) {
         await proxy.close();
         await rx.close();
 
-        assertConnections(proxy, rx, ivfFormat(source.info).header(), seed);
+        assertConnections(proxy, rx, ivfHeader(source.info), seed);
         assert.ok(proxy.connections.length >= 3, `${proxy.connections.length} connections`);
         let decodedAll = 0;
         for (const [i, conn] of rx.connections.entries()) {
@@ -493,7 +498,7 @@ test(
       await svtFrames(1000).pipeThrough(createEncodeStream(svtConfig)).pipeTo(sink);
       await proxy.close();
       await rx.close();
-      assertConnections(proxy, rx, ivfFormat(source.info).header(), seed);
+      assertConnections(proxy, rx, ivfHeader(source.info), seed);
       assertInOrderNoneLost(rx.connections, expected.length, seed);
       const got = dedupe(rx.connections);
       assert.deepEqual([...got.keys()].sort((a, b) => a - b), expected.map((p) => p.timestamp));
