@@ -19,6 +19,7 @@ import {
 import { ffiRuntime } from "./runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
 import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
+import { srtSymbols, srtVersionSymbols } from "./symbols/srt.ts";
 import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/svt_av1.ts";
 
 /** The project's own `build/` folder, where a locally built library may be placed. */
@@ -205,4 +206,81 @@ export async function locateRav1e(options: LocateOptions = {}): Promise<Rav1eLoc
 /** Opens librav1e at a located path with its full symbol table. */
 export function openRav1e(rt: FfiRuntime, where: Rav1eLocation): NativeLibrary<typeof rav1eSymbols> {
   return rt.open(where.path, rav1eSymbols);
+}
+
+/**
+ * Sonames of libsrt, GnuTLS flavour first (Debian's `libsrt1.5-gnutls`), then OpenSSL and upstream builds;
+ * 1.4 has every call the sink uses.
+ */
+export const SRT_SONAMES = [
+  "libsrt-gnutls.so.1.5",
+  "libsrt-openssl.so.1.5",
+  "libsrt.so.1.5",
+  "libsrt-gnutls.so.1.4",
+  "libsrt-openssl.so.1.4",
+  "libsrt.so.1.4",
+  "libsrt.so",
+];
+
+/** How to get libsrt onto this machine. */
+export const SRT_INSTALL_HINT =
+  "Install it with `sudo apt-get install libsrt1.5-gnutls` (Debian/Ubuntu), or set SRT_LIB_PATH to the path of libsrt.so";
+
+/** Where libsrt was found and its version. */
+export interface SrtLocation {
+  path: string;
+  version: LibraryVersion;
+}
+
+const locatedSrt = new Map<string, SrtLocation>();
+
+/** Finds libsrt 1.4 or later (`SRT_LIB_PATH`, then `./build/`, then the system) and reads its version. */
+export async function locateSrt(options: LocateOptions = {}): Promise<SrtLocation> {
+  const env = options.env ?? processEnv();
+  const override = options.libraryPath ?? env.SRT_LIB_PATH;
+  const key = override ?? "";
+  const hit = locatedSrt.get(key);
+  if (hit) return hit;
+  const rt = await ffiRuntime();
+  const tried: LoadAttempt[] = [];
+  let sawUnsupported = false;
+  for (const path of candidatePaths(SRT_SONAMES, override)) {
+    let lib: NativeLibrary<typeof srtVersionSymbols>;
+    try {
+      lib = rt.open(path, srtVersionSymbols);
+    } catch (e) {
+      tried.push({ path, error: describe(e) });
+      continue;
+    }
+    try {
+      // SRT_VERSION_VALUE: major << 16 | minor << 8 | patch.
+      const v = lib.symbols.srt_getversion() >>> 0;
+      const version = { major: v >>> 16, minor: (v >>> 8) & 0xff, patch: v & 0xff, text: "" };
+      version.text = `${version.major}.${version.minor}.${version.patch}`;
+      if (version.major !== 1 || version.minor < 4) {
+        sawUnsupported = true;
+        tried.push({ path, error: `version ${version.text} is not supported` });
+        continue;
+      }
+      const found = { path, version };
+      locatedSrt.set(key, found);
+      return found;
+    } finally {
+      lib.close();
+    }
+  }
+  const list = tried.map((t) => `  ${t.path}: ${t.error}`).join("\n");
+  const head = sawUnsupported
+    ? "No supported SRT library found (supported: 1.4 and 1.5)"
+    : "SRT library (libsrt) not found";
+  throw new EncoderError(
+    sawUnsupported ? "LIBRARY_UNSUPPORTED" : "LIBRARY_NOT_FOUND",
+    `${head}. Tried:\n${list}\n${SRT_INSTALL_HINT}.`,
+    { library: "srt" },
+  );
+}
+
+/** Opens libsrt at a located path with the sink's symbol table. */
+export function openSrt(rt: FfiRuntime, where: SrtLocation): NativeLibrary<typeof srtSymbols> {
+  return rt.open(where.path, srtSymbols);
 }
