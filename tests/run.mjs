@@ -61,7 +61,6 @@ if (only !== "--bun-only") {
     "test",
     "-A",
     "--no-check",
-    "--reporter=dot",
     `--junit-path=${xml}`,
     ...targets,
   ]);
