@@ -16,7 +16,7 @@ import type { Encoder, Frame, Packet } from "../types.ts";
 export type EncodeStreamConfig =
   | ({ codec?: "svt-av1" } & SvtAv1Config & EncodeStreamOptions)
   | ({ codec: "rav1e" } & CommonConfig & HostOptions & Record<string, unknown> & EncodeStreamOptions)
-  | ({ encoder: Encoder | Promise<Encoder> } & EncodeStreamOptions);
+  | ({ encoder: Encoder | Promise<Encoder> | (() => Encoder | Promise<Encoder>) } & EncodeStreamOptions);
 
 /** Options of the stream itself. */
 export interface EncodeStreamOptions {
@@ -33,6 +33,17 @@ export interface EncodeStream extends TransformStream<Frame, Packet> {
   readonly encoder: Promise<Encoder>;
   /** Asks for the next frame to be a key frame: give it to a sink as `onKeyFrameNeeded`. */
   requestKeyFrame(): void;
+  /**
+   * Replaces the encoder with a fresh one of the same configuration before the next frame, so that the
+   * packets from there on are a stream of their own (a new sequence header, a key frame first) while
+   * timestamps continue; give it to a sink as `onReinit` (the `reinit` policy). The old encoder is
+   * closed without a flush: packets it still held are discarded. Resolves with the timestamp of the first
+   * frame the fresh encoder gets (`Infinity` if the input ended first). Needs a backend config, or
+   * `encoder` as a function that makes one.
+   */
+  reinit(): Promise<number>;
+  /** Encoders replaced by `reinit()` so far. */
+  readonly reinits: number;
   /** Frames given to the encoder so far. */
   readonly framesIn: number;
   /** Packets handed to the readable side so far. */
@@ -40,7 +51,9 @@ export interface EncodeStream extends TransformStream<Frame, Packet> {
 }
 
 async function createEncoder(config: EncodeStreamConfig): Promise<Encoder> {
-  const given = (config as { encoder?: Encoder | Promise<Encoder> }).encoder;
+  const given = (config as { encoder?: Encoder | Promise<Encoder> | (() => Encoder | Promise<Encoder>) })
+    .encoder;
+  if (typeof given === "function") return await given();
   if (given) return await given;
   const codec = (config as { codec?: string }).codec ?? "svt-av1";
   if (codec === "svt-av1") {
@@ -102,6 +115,11 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
   let packetsOut = 0;
   let keyFrameRequested = false;
   let done = false;
+  let reinits = 0;
+  /** A pending `reinit()`: the next frame goes to a fresh encoder. */
+  let pendingReinit:
+    | { resolve(ts: number): void; reject(e: unknown): void; promise: Promise<number> }
+    | undefined;
   let writableController: WritableStreamDefaultController | undefined;
   let readableController: ReadableStreamDefaultController<Packet> | undefined;
 
@@ -131,6 +149,11 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
     },
     async write(frame) {
       try {
+        // Timestamps keep counting across encoders: a fresh one would start again from 0.
+        if (frame.timestamp === undefined && (reinits || pendingReinit)) {
+          frame = { ...frame, timestamp: framesIn };
+        }
+        if (pendingReinit) await replaceEncoder(frame.timestamp ?? framesIn);
         await encoder!.encode(frame);
         framesIn++;
       } catch (e) {
@@ -140,6 +163,8 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
     },
     async close() {
       try {
+        pendingReinit?.resolve(Infinity);
+        pendingReinit = undefined;
         await encoder!.flush();
       } catch (e) {
         await shutdown(e, "writable");
@@ -158,7 +183,18 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
     async pull(controller) {
       try {
         await encoderPromise;
-        const next = await packets!.next();
+        let next: IteratorResult<Packet>;
+        while (true) {
+          const it = packets!;
+          try {
+            next = await it.next();
+          } catch (e) {
+            if (it === packets) throw e;
+            continue;
+          }
+          // The encoder was replaced while we waited: what the old one gave is dropped.
+          if (it === packets) break;
+        }
         if (next.done) {
           controller.close();
           done = true;
@@ -182,13 +218,54 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
     },
   }, { highWaterMark: config.readableHighWaterMark ?? 1 });
 
+  const replaceEncoder = async (timestamp: number) => {
+    const request = pendingReinit!;
+    pendingReinit = undefined;
+    const old = encoder!;
+    try {
+      const fresh = await createEncoder(config);
+      encoder = fresh;
+      packets = fresh.packets();
+      reinits++;
+    } catch (e) {
+      request.reject(e);
+      throw e;
+    }
+    // Closing wakes the reader waiting on the old encoder, which then moves to the fresh one.
+    await old.close().catch(() => {});
+    request.resolve(timestamp);
+  };
+
   return {
     writable,
     readable,
-    encoder: encoderPromise,
+    get encoder() {
+      return encoder && reinits ? Promise.resolve(encoder) : encoderPromise;
+    },
     requestKeyFrame() {
       if (encoder) encoder.requestKeyFrame();
       else keyFrameRequested = true;
+    },
+    reinit() {
+      const given = (config as { encoder?: unknown }).encoder;
+      if (given !== undefined && typeof given !== "function") {
+        return Promise.reject(
+          new EncoderError(
+            "INVALID_STATE",
+            "reinit() needs a way to make a new encoder: pass a backend config, or encoder as a function",
+          ),
+        );
+      }
+      if (done) return Promise.resolve(Infinity);
+      if (!pendingReinit) {
+        let resolve!: (ts: number) => void, reject!: (e: unknown) => void;
+        const promise = new Promise<number>((res, rej) => ((resolve = res), (reject = rej)));
+        pendingReinit = { resolve, reject, promise };
+      }
+      return pendingReinit.promise;
+    },
+    get reinits() {
+      return reinits;
     },
     get framesIn() {
       return framesIn;

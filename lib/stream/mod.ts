@@ -1,7 +1,7 @@
 /**
  * From frames to peers: {@linkcode createEncodeStream} turns an encoder into a transform stream, and the
- * sinks deliver packets to files, stdout, TCP, WebSocket and HTTP peers with backpressure, reconnection
- * and a policy for a peer that is gone (`block`, `buffer`, `drop`).
+ * sinks deliver packets to files, stdout, TCP, RTMP, WebSocket and HTTP peers with backpressure,
+ * reconnection and a policy for a peer that is gone (`block`, `buffer`, `drop`, `reinit`).
  *
  * @example
  * ```ts
@@ -36,6 +36,17 @@ export {
   type SinkStats,
 } from "./packet_sink.ts";
 export { paceFrames, type PaceOptions } from "./pace.ts";
-export { createSink, filePacketSink, httpSink, stdoutSink, tcpSink, webSocketSink } from "./sinks.ts";
+export { parseRtmpUrl, type RtmpAddress, rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
+export { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
+export { flvFormat, type FlvFormatOptions } from "./rtmp_flv.ts";
+export {
+  createSink,
+  filePacketSink,
+  httpSink,
+  rtmpSink,
+  stdoutSink,
+  tcpSink,
+  webSocketSink,
+} from "./sinks.ts";
 export { parseTcpUrl, tcpTransport } from "./tcp.ts";
 export { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";

@@ -1,7 +1,7 @@
 /**
  * {@linkcode PacketSink}: a `WritableStream<Packet>` over any {@linkcode Transport}, with reconnection,
- * exponential backoff, a write watchdog, and the `block` / `buffer` / `drop` policies for a peer that is
- * gone or slower than real time. The network sinks (TCP, WebSocket, HTTP) and the local ones (file,
+ * exponential backoff, a write watchdog, and the `block` / `buffer` / `drop` / `reinit` policies for a peer
+ * that is gone or slower than real time. The network sinks (TCP, WebSocket, HTTP) and the local ones (file,
  * stdout) are all this class with a different transport.
  *
  * Why the `block` policy keeps more than one keyframe group: a write that succeeded only means the
@@ -18,7 +18,7 @@ import { ivfFormat, obuFormat, type StreamFormat } from "./format.ts";
 import { asError, type Link, type LinkError, linkError, sleep, type Transport } from "./link.ts";
 
 /** What a sink does while its peer is gone or slower than real time. */
-export type DisconnectPolicy = "block" | "buffer" | "drop";
+export type DisconnectPolicy = "block" | "buffer" | "drop" | "reinit";
 
 /** Options every sink takes. */
 export interface PacketSinkOptions extends BackoffOptions {
@@ -35,7 +35,10 @@ export interface PacketSinkOptions extends BackoffOptions {
   /**
    * While the peer is gone or slow: `"block"` (default) holds the writer — and through backpressure the
    * encoder and the source — and loses nothing; `"buffer"` keeps up to `maxBufferBytes` /
-   * `maxBufferDuration` and then drops to the next key frame; `"drop"` discards packets until a key frame.
+   * `maxBufferDuration` and then drops to the next key frame; `"drop"` discards packets until a key frame;
+   * `"reinit"` discards packets like `drop` while the peer is gone, and when a connection returns calls
+   * `onReinit` so that a fresh encoder starts the new connection's stream (new sequence header, a key
+   * frame first, timestamps continuing).
    */
   onDisconnect?: DisconnectPolicy;
   /** Bound of what `buffer` keeps (and of the queue of `drop` while connected), in bytes. Default 16 MiB for buffer, 1 MiB for drop. */
@@ -59,6 +62,14 @@ export interface PacketSinkOptions extends BackoffOptions {
    * new connection, packets dropped): pass `() => encoder.requestKeyFrame()`.
    */
   onKeyFrameNeeded?: () => void;
+  /**
+   * Required by `onDisconnect: "reinit"`: called when a connection opens after the stream was interrupted
+   * (a lost connection, or packets dropped before the first one). It replaces the encoder with a fresh
+   * one and resolves with the timestamp of the first frame the fresh encoder gets; the sink drops every
+   * packet before it (the old encoder's) and every packet until then. Pass `() => encode.reinit()`
+   * ({@linkcode createEncodeStream}). Resolving with nothing means: drop until the next key frame.
+   */
+  onReinit?: () => Promise<number | void> | number | void;
   /** Aborts the sink: it errors with an `ABORTED` error. */
   signal?: AbortSignal;
 }
@@ -87,6 +98,8 @@ export interface SinkStats {
   keyFramesRequested: number;
   /** Reconnection attempts made, over all outages. */
   reconnects: number;
+  /** Times `onReinit` was called (`reinit` policy). */
+  reinits: number;
 }
 
 /** Events of a sink and what they carry. */
@@ -98,7 +111,13 @@ export interface SinkEvents {
   /** About to retry after `delay` ms: attempt `attempt` of this outage. */
   reconnect: { attempt: number; delay: number; cause: Error };
   /** Packets were discarded. */
-  drop: { packets: number; bytes: number; reason: "disconnected" | "buffer-full" | "no-keyframe" };
+  drop: {
+    packets: number;
+    bytes: number;
+    reason: "disconnected" | "buffer-full" | "no-keyframe" | "reinit";
+  };
+  /** `reinit` policy: a connection opened and the sink asked for a fresh encoder. */
+  reinit: { connection: number };
   /** The sink asked for a key frame. */
   keyframe: { reason: "disconnected" | "connected" | "dropped" };
   /** The stream ended and the peer confirmed it. */
@@ -165,6 +184,7 @@ class SinkCore {
     bufferedBytes: 0,
     keyFramesRequested: 0,
     reconnects: 0,
+    reinits: 0,
   };
   #listeners = new Map<string, Set<(e: never) => void>>();
   #maxBufferBytes: number;
@@ -175,6 +195,9 @@ class SinkCore {
   #connectTimeout: number;
   #secondsPerUnit: number;
   #onKeyFrameNeeded: (() => void) | undefined;
+  #onReinit: PacketSinkOptions["onReinit"];
+  /** `reinit` policy: set while the fresh encoder's first packet is awaited; `from` once it is known. */
+  #reinit: { from: number | undefined; untilKey: boolean } | undefined;
   #retaining: boolean;
 
   #queue: Entry[] = [];
@@ -200,14 +223,21 @@ class SinkCore {
     this.transport = transport;
     this.format = resolveFormat(options);
     this.policy = options.onDisconnect ?? "block";
-    if (!["block", "buffer", "drop"].includes(this.policy)) {
+    if (!["block", "buffer", "drop", "reinit"].includes(this.policy)) {
       throw new EncoderError(
         "INVALID_CONFIG",
-        `onDisconnect must be "block", "buffer" or "drop", got ${JSON.stringify(this.policy)}`,
+        `onDisconnect must be "block", "buffer", "drop" or "reinit", got ${JSON.stringify(this.policy)}`,
       );
     }
+    if (this.policy === "reinit" && typeof options.onReinit !== "function") {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        'onDisconnect "reinit" needs onReinit: pass () => encode.reinit() from createEncodeStream',
+      );
+    }
+    this.#onReinit = options.onReinit;
     this.backoff = backoff(transport.reconnects ? options : { ...options, maxAttempts: 0 });
-    const drop = this.policy === "drop";
+    const drop = this.policy === "drop" || this.policy === "reinit";
     this.#maxBufferBytes = positive("maxBufferBytes", options.maxBufferBytes, drop ? MiB : 16 * MiB);
     this.#maxBufferDuration = positive("maxBufferDuration", options.maxBufferDuration, drop ? 2 : 10);
     this.#retainBytes = positive("retainBytes", options.retainBytes, 16 * MiB);
@@ -218,7 +248,7 @@ class SinkCore {
       ?? (options.info ? { num: options.info.fps.den, den: options.info.fps.num } : undefined);
     this.#secondsPerUnit = tb ? tb.num / tb.den : 1 / 30;
     this.#onKeyFrameNeeded = options.onKeyFrameNeeded;
-    this.#retaining = transport.reconnects && this.policy !== "drop";
+    this.#retaining = transport.reconnects && !drop;
     const signal = options.signal;
     if (signal) {
       const onAbort = () =>
@@ -302,11 +332,23 @@ class SinkCore {
       this.#notify();
       return sent;
     }
+    const reinit = this.#reinit;
+    if (reinit) {
+      // Packets of the old encoder, or any packet while the fresh one has not started yet.
+      const old = reinit.from === undefined
+        ? !reinit.untilKey || !packet.keyFrame
+        : packet.timestamp < reinit.from;
+      if (old && (this.#link && !this.#lostCause)) {
+        this.#dropped([entry], "reinit");
+        return Promise.resolve();
+      }
+      if (!old) this.#reinit = undefined;
+    }
     if (this.#dropUntilKey && !packet.keyFrame) {
       this.#dropped([entry], "no-keyframe");
       return Promise.resolve();
     }
-    if (this.policy === "drop" && (!this.#link || this.#lostCause)) {
+    if ((this.policy === "drop" || this.policy === "reinit") && (!this.#link || this.#lostCause)) {
       this.#dropUntilKey = true;
       this.#dropped([entry], "disconnected");
       return Promise.resolve();
@@ -540,12 +582,13 @@ class SinkCore {
     this.#link = undefined;
     this.#lostCause = undefined;
     this.#stopWatchdog();
-    if (this.policy === "drop") {
+    if (this.policy === "drop" || this.policy === "reinit") {
       const lost = this.#queue.splice(0);
       this.#queueBytes = 0;
       this.#dropped(lost, "disconnected");
       this.#dropUntilKey = true;
-      this.#requestKeyFrame("disconnected");
+      // A fresh encoder starts with a key frame anyway: asking the old one for one would be wasted.
+      if (this.policy === "drop") this.#requestKeyFrame("disconnected");
     }
     this.#updateBuffered();
   }
@@ -578,13 +621,43 @@ class SinkCore {
     }
     if (resent) this.#linkNeedsKey = false;
     this.stats.resent += this.stats.connections > 1 ? resent : 0;
-    if (
+    if (this.policy === "reinit" && (this.stats.connections > 1 || this.#dropUntilKey)) {
+      this.#startReinit();
+    } else if (
       this.policy !== "block" && this.#linkNeedsKey && !this.#queue[0]?.packet.keyFrame
       && (this.#dropUntilKey || this.stats.connections > 1)
     ) {
       this.#requestKeyFrame("connected");
     }
     this.#emit("connect", { connection: this.stats.connections, resent });
+  }
+
+  /** `reinit` policy: drop what is queued, ask for a fresh encoder, and drop packets until it starts. */
+  #startReinit() {
+    const state: { from: number | undefined; untilKey: boolean } = { from: undefined, untilKey: false };
+    this.#reinit = state;
+    const queued = this.#queue.splice(0);
+    this.#queueBytes = 0;
+    this.#dropped(queued, "reinit");
+    this.#updateBuffered();
+    this.stats.reinits++;
+    this.#emit("reinit", { connection: this.stats.connections });
+    let answer: Promise<number | void> | number | void;
+    try {
+      answer = this.#onReinit!();
+    } catch (e) {
+      this.fail(
+        new EncoderError("IO_ERROR", `onReinit failed: ${asError(e).message}`, { cause: e }),
+      );
+      return;
+    }
+    Promise.resolve(answer).then(
+      (from) => {
+        if (typeof from === "number") state.from = from;
+        else state.untilKey = true;
+      },
+      (e) => this.fail(new EncoderError("IO_ERROR", `onReinit failed: ${asError(e).message}`, { cause: e })),
+    );
   }
 
   /** Clean end: trailer, FIN, and the peer's answer. False when the link failed and the tail was resent. */

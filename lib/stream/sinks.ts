@@ -8,6 +8,8 @@ import { EncoderError } from "../errors.ts";
 import { httpTransport, type HttpTransportOptions } from "./http.ts";
 import { fileTransport, stdoutTransport } from "./local.ts";
 import { PacketSink, type PacketSinkOptions } from "./packet_sink.ts";
+import { rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
+import { flvFormat } from "./rtmp_flv.ts";
 import { parseTcpUrl, tcpTransport } from "./tcp.ts";
 import { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";
 
@@ -84,6 +86,37 @@ export function httpSink(url: string, options: PacketSinkOptions & HttpTransport
 }
 
 /**
+ * A sink publishing to an RTMP server (`rtmp://host[:port]/app/key`, port 1935 by default) in the Enhanced
+ * RTMP form for AV1: every connection does the handshake, `connect` (advertising `fourCcList: ["av01"]`),
+ * `createStream` and `publish` again, then sends `SequenceStart` (the `av1C` record) and a key frame.
+ * Needs `info` for the timestamps (frame numbers become milliseconds) and `onMetaData`.
+ *
+ * @example
+ * ```ts
+ * import { rtmpSink } from "./sinks.ts";
+ * const sink = rtmpSink("rtmp://127.0.0.1:19350/live/key", {
+ *   info: { width: 64, height: 64, fps: { num: 30, den: 1 } },
+ *   maxAttempts: 0,
+ * });
+ * await sink.close().catch((e) => console.log(e.message)); // nobody listens here
+ * ```
+ */
+export function rtmpSink(url: string, options: PacketSinkOptions & RtmpTransportOptions = {}): PacketSink {
+  const transport = rtmpTransport(url, options);
+  let format = options.format;
+  if (format === undefined || format === "ivf" || format === "obu") {
+    if (!options.info) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        "An RTMP sink needs info: { width, height, fps } for its timestamps: pass the encoder's info",
+      );
+    }
+    format = flvFormat(options.info, { sequenceHeader: options.sequenceHeader, timeBase: options.timeBase });
+  }
+  return new PacketSink(transport, { ...options, format });
+}
+
+/**
  * A sink writing a file; IVF files get their frame count patched in at the end.
  *
  * @example
@@ -114,7 +147,8 @@ export function stdoutSink(options: PacketSinkOptions = {}): PacketSink {
 }
 
 /**
- * Picks the sink for an output: `tcp://host:port`, `ws://…` / `wss://…`, `http://…` / `https://…`, `-`
+ * Picks the sink for an output: `tcp://host:port`, `rtmp://host[:port]/app/key`, `ws://…` / `wss://…`,
+ * `http://…` / `https://…`, `-`
  * for stdout, anything else a file path. A path ending in `.obu` (or `format: "obu"`) writes the
  * low-overhead bitstream; everything else IVF.
  *
@@ -128,9 +162,10 @@ export function stdoutSink(options: PacketSinkOptions = {}): PacketSink {
  */
 export function createSink(
   target: string,
-  options: PacketSinkOptions & HttpTransportOptions & WebSocketTransportOptions = {},
+  options: PacketSinkOptions & HttpTransportOptions & WebSocketTransportOptions & RtmpTransportOptions = {},
 ): PacketSink {
   if (/^tcp:\/\//i.test(target)) return tcpSink(target, options);
+  if (/^rtmp:\/\//i.test(target)) return rtmpSink(target, options);
   if (/^wss?:\/\//i.test(target)) return webSocketSink(target, options);
   if (/^https?:\/\//i.test(target)) return httpSink(target, options);
   const format = options.format ?? (/\.obu$/i.test(target) ? "obu" : "ivf");
@@ -140,7 +175,7 @@ export function createSink(
       "INVALID_CONFIG",
       `Unsupported output ${
         JSON.stringify(target)
-      }: use tcp://, ws://, wss://, http://, https://, - or a file path`,
+      }: use tcp://, rtmp://, ws://, wss://, http://, https://, - or a file path`,
     );
   }
   return filePacketSink(target, { ...options, format });

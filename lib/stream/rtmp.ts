@@ -1,0 +1,537 @@
+/**
+ * RTMP publishing over `node:net`: the handshake (C0/C1/C2), the chunk stream, and the AMF0 commands
+ * `connect` (advertising Enhanced RTMP's `fourCcList: ["av01"]`), `createStream` and `publish`. A
+ * connection is a {@linkcode Link} that takes an FLV stream ({@linkcode flvFormat}) and sends each FLV tag
+ * as an RTMP message: video tags as video messages, `onMetaData` as `@setDataFrame`. Every new connection
+ * does the whole exchange again, and the sink sends the FLV header (dropped here), `SequenceStart` and a
+ * key frame first.
+ * @module
+ */
+
+import * as net from "node:net";
+import { EncoderError } from "../errors.ts";
+import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
+import { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
+
+/** Where to publish: `rtmp://host[:port]/app/key`. */
+export interface RtmpAddress {
+  host: string;
+  port: number;
+  /** Application: every path segment but the last (`live`, `app/instance`). */
+  app: string;
+  /** Stream key: the last path segment, with its query string. */
+  key: string;
+  /** `rtmp://host:port/app`, the `tcUrl` of `connect`. */
+  tcUrl: string;
+}
+
+/**
+ * Parses `rtmp://host[:port]/app/key` (default port 1935).
+ *
+ * @example
+ * ```ts
+ * import { parseRtmpUrl } from "./rtmp.ts";
+ * console.log(parseRtmpUrl("rtmp://127.0.0.1/live/stream1").port); // 1935
+ * ```
+ */
+export function parseRtmpUrl(url: string): RtmpAddress {
+  const m = /^rtmp:\/\/(\[[^\]]+\]|[^:/?#]+)(?::(\d+))?\/([^?#]+?)\/([^/]+)$/i.exec(url);
+  const port = m?.[2] ? Number(m[2]) : 1935;
+  if (!m || !(port > 0 && port < 65536) || !m[4]) {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `RTMP address must look like rtmp://host[:port]/app/key, got ${JSON.stringify(url)}`,
+    );
+  }
+  const host = m[1].replace(/^\[|\]$/g, "");
+  const hostPart = host.includes(":") ? `[${host}]` : host;
+  return { host, port, app: m[3], key: m[4], tcUrl: `rtmp://${hostPart}:${port}/${m[3]}` };
+}
+
+/** Options of {@linkcode rtmpTransport}. */
+export interface RtmpTransportOptions {
+  /** Chunk size announced to the server and used for our messages. Default 4096. */
+  chunkSize?: number;
+  /** `flashVer` of `connect`. Default `"FMLE/3.0 (compatible; av1-stream)"`. */
+  flashVer?: string;
+}
+
+const MSG_SET_CHUNK_SIZE = 1;
+const MSG_USER_CONTROL = 4;
+const MSG_COMMAND_AMF3 = 17;
+const MSG_DATA_AMF0 = 18;
+const MSG_COMMAND_AMF0 = 20;
+const CS_CONTROL = 2;
+const CS_COMMAND = 3;
+const CS_STREAM_COMMAND = 5;
+const CS_VIDEO = 6;
+const CS_DATA = 4;
+const HANDSHAKE_SIZE = 1536;
+
+/** The chunks of one message: a type 0 header, then type 3 continuations. */
+export function chunkMessage(
+  csid: number,
+  type: number,
+  streamId: number,
+  timestamp: number,
+  payload: Uint8Array,
+  chunkSize: number,
+): Uint8Array<ArrayBuffer> {
+  const extended = timestamp >= 0xffffff;
+  const chunks = Math.max(1, Math.ceil(payload.length / chunkSize));
+  const out = new Uint8Array(
+    12 + (extended ? 4 : 0) + payload.length + (chunks - 1) * (1 + (extended ? 4 : 0)),
+  );
+  const v = new DataView(out.buffer);
+  out[0] = csid; // fmt 0, csid < 64
+  v.setUint32(1, ((extended ? 0xffffff : timestamp) << 8) | (payload.length >>> 16));
+  v.setUint16(5, payload.length & 0xffff);
+  out[7] = type;
+  v.setUint32(8, streamId, true);
+  let at = 12;
+  if (extended) {
+    v.setUint32(at, timestamp);
+    at += 4;
+  }
+  for (let i = 0; i < payload.length; i += chunkSize) {
+    if (i > 0) {
+      out[at++] = 0xc0 | csid;
+      if (extended) {
+        v.setUint32(at, timestamp);
+        at += 4;
+      }
+    }
+    const part = payload.subarray(i, i + chunkSize);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** A message read from the chunk stream. */
+interface RtmpMessage {
+  type: number;
+  streamId: number;
+  timestamp: number;
+  payload: Uint8Array;
+}
+
+interface ChunkStreamState {
+  timestamp: number;
+  length: number;
+  type: number;
+  streamId: number;
+  extended: boolean;
+  parts: Uint8Array[];
+  got: number;
+}
+
+/** Reassembles messages from the server's chunk stream. */
+class ChunkReader {
+  chunkSize = 128;
+  #buf = new Uint8Array(0);
+  #streams = new Map<number, ChunkStreamState>();
+
+  push(bytes: Uint8Array): RtmpMessage[] {
+    const buf = new Uint8Array(this.#buf.length + bytes.length);
+    buf.set(this.#buf);
+    buf.set(bytes, this.#buf.length);
+    const out: RtmpMessage[] = [];
+    let at = 0;
+    while (true) {
+      const used = this.#chunk(buf, at, out);
+      if (used === 0) break;
+      at += used;
+    }
+    this.#buf = buf.slice(at);
+    return out;
+  }
+
+  /** Parses one chunk at `at`; returns the bytes it used, 0 when it is not all there yet. */
+  #chunk(buf: Uint8Array, at: number, out: RtmpMessage[]): number {
+    const start = at;
+    if (at >= buf.length) return 0;
+    const fmt = buf[at] >> 6;
+    let csid = buf[at++] & 0x3f;
+    if (csid === 0) {
+      if (at + 1 > buf.length) return 0;
+      csid = 64 + buf[at++];
+    } else if (csid === 1) {
+      if (at + 2 > buf.length) return 0;
+      csid = 64 + buf[at] + buf[at + 1] * 256;
+      at += 2;
+    }
+    const size = [11, 7, 3, 0][fmt];
+    if (at + size > buf.length) return 0;
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const prev = this.#streams.get(csid);
+    const s: ChunkStreamState = prev
+      ? { ...prev }
+      : { timestamp: 0, length: 0, type: 0, streamId: 0, extended: false, parts: [], got: 0 };
+    let field = 0;
+    if (fmt <= 2) field = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+    if (fmt <= 1) {
+      s.length = (buf[at + 3] << 16) | (buf[at + 4] << 8) | buf[at + 5];
+      s.type = buf[at + 6];
+    }
+    if (fmt === 0) s.streamId = v.getUint32(at + 7, true);
+    at += size;
+    if (fmt <= 2) s.extended = field === 0xffffff;
+    if (s.extended) {
+      if (at + 4 > buf.length) return 0;
+      field = v.getUint32(at);
+      at += 4;
+    }
+    const first = s.got === 0;
+    if (first) {
+      if (fmt === 0) s.timestamp = field;
+      else if (fmt <= 2) s.timestamp += field;
+      s.parts = [];
+    }
+    const n = Math.min(this.chunkSize, s.length - s.got);
+    if (at + n > buf.length) return 0;
+    s.parts = [...s.parts, buf.slice(at, at + n)];
+    s.got += n;
+    at += n;
+    if (s.got >= s.length) {
+      const payload = new Uint8Array(s.length);
+      let p = 0;
+      for (const part of s.parts) {
+        payload.set(part, p);
+        p += part.length;
+      }
+      out.push({ type: s.type, streamId: s.streamId, timestamp: s.timestamp, payload });
+      s.got = 0;
+      s.parts = [];
+      if (s.type === MSG_SET_CHUNK_SIZE && payload.length >= 4) {
+        this.chunkSize = new DataView(payload.buffer).getUint32(0) & 0x7fffffff || 128;
+      }
+    }
+    this.#streams.set(csid, s);
+    return at - start;
+  }
+}
+
+function command(message: RtmpMessage): AmfValue[] | undefined {
+  if (message.type === MSG_COMMAND_AMF0) return decodeAmf0(message.payload);
+  if (message.type === MSG_COMMAND_AMF3) return decodeAmf0(message.payload.subarray(1));
+  return undefined;
+}
+
+function info(values: AmfValue[]): { code?: string; level?: string; description?: string } {
+  const o = values[3];
+  return o && typeof o === "object" && !Array.isArray(o) && !(o instanceof Map)
+    ? (o as { code?: string; level?: string; description?: string })
+    : {};
+}
+
+/**
+ * A transport publishing to an RTMP server. Its links take an FLV stream ({@linkcode flvFormat}).
+ *
+ * @example
+ * ```ts
+ * import { rtmpTransport } from "./rtmp.ts";
+ * const t = rtmpTransport("rtmp://127.0.0.1:19350/live/key");
+ * console.log(t.name); // "rtmp://127.0.0.1:19350/live/key"
+ * ```
+ */
+export function rtmpTransport(url: string | RtmpAddress, options: RtmpTransportOptions = {}): Transport {
+  const address = typeof url === "string" ? parseRtmpUrl(url) : url;
+  const chunkSize = options.chunkSize ?? 4096;
+  if (!Number.isInteger(chunkSize) || chunkSize < 128 || chunkSize > 0x7fffffff) {
+    throw new EncoderError("INVALID_CONFIG", `chunkSize must be an integer from 128, got ${chunkSize}`);
+  }
+  const flashVer = options.flashVer ?? "FMLE/3.0 (compatible; av1-stream)";
+  return {
+    name: `${address.tcUrl}/${address.key}`,
+    reconnects: true,
+    connect: ({ timeout }) => connectRtmp(address, { chunkSize, flashVer, timeout }),
+  };
+}
+
+function connectRtmp(
+  address: RtmpAddress,
+  options: { chunkSize: number; flashVer: string; timeout: number },
+): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    const socket = net.connect({ host: address.host, port: address.port });
+    socket.setNoDelay(true);
+    const reader = new ChunkReader();
+    let stage: "handshake" | "connect" | "createStream" | "publish" = "handshake";
+    let handshake = new Uint8Array(0);
+    let streamId = 0;
+    let settled = false;
+    const fail = (err: LinkError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          linkError(
+            "ETIMEDOUT",
+            `Publishing to ${address.tcUrl} did not start within ${options.timeout} ms (${stage})`,
+          ),
+        ),
+      options.timeout,
+    );
+    const send = (csid: number, type: number, sid: number, payload: Uint8Array) =>
+      socket.write(chunkMessage(csid, type, sid, 0, payload, options.chunkSize));
+    const invoke = (values: AmfValue[], sid = 0) =>
+      send(sid ? CS_STREAM_COMMAND : CS_COMMAND, MSG_COMMAND_AMF0, sid, encodeAmf0(values));
+    const onMessage = (m: RtmpMessage) => {
+      if (m.type === MSG_USER_CONTROL) return answerPing(socket, m, options.chunkSize);
+      const cmd = command(m);
+      if (!cmd) return;
+      const [name, transaction] = cmd;
+      if (name === "_error" || (name === "onStatus" && info(cmd).level === "error")) {
+        const i = info(cmd);
+        return fail(
+          linkError(
+            "EPROTO",
+            `The RTMP server refused ${stage}: ${i.code ?? ""} ${i.description ?? ""}`.trim(),
+          ),
+        );
+      }
+      if (stage === "connect" && name === "_result" && transaction === 1) {
+        stage = "createStream";
+        invoke(["releaseStream", 2, null, address.key]);
+        invoke(["FCPublish", 3, null, address.key]);
+        invoke(["createStream", 4, null]);
+      } else if (stage === "createStream" && name === "_result" && transaction === 4) {
+        streamId = typeof cmd[3] === "number" ? cmd[3] : 1;
+        stage = "publish";
+        invoke(["publish", 5, null, address.key, "live"], streamId);
+      } else if (stage === "publish" && name === "onStatus" && info(cmd).code === "NetStream.Publish.Start") {
+        settled = true;
+        clearTimeout(timer);
+        socket.off("data", onData);
+        socket.off("error", fail);
+        socket.off("close", onClose);
+        resolve(new RtmpLink(socket, reader, streamId, options.chunkSize, address));
+      }
+    };
+    const onData = (chunk: Uint8Array) => {
+      try {
+        let bytes: Uint8Array = chunk;
+        if (stage === "handshake") {
+          const all = new Uint8Array(handshake.length + bytes.length);
+          all.set(handshake);
+          all.set(bytes, handshake.length);
+          // S0 (the version), S1, S2.
+          if (all.length < 1 + 2 * HANDSHAKE_SIZE) {
+            handshake = all;
+            return;
+          }
+          if (all[0] !== 3) {
+            return fail(linkError("EPROTO", `The server answered RTMP version ${all[0]}, not 3`));
+          }
+          // C2 echoes S1.
+          socket.write(all.slice(1, 1 + HANDSHAKE_SIZE));
+          bytes = all.subarray(1 + 2 * HANDSHAKE_SIZE);
+          stage = "connect";
+          const size = new Uint8Array(4);
+          new DataView(size.buffer).setUint32(0, options.chunkSize);
+          send(CS_CONTROL, MSG_SET_CHUNK_SIZE, 0, size);
+          invoke(["connect", 1, {
+            app: address.app,
+            type: "nonprivate",
+            flashVer: options.flashVer,
+            tcUrl: address.tcUrl,
+            fourCcList: ["av01"],
+          }]);
+        }
+        for (const m of reader.push(bytes)) onMessage(m);
+      } catch (e) {
+        fail(linkError("EPROTO", `Malformed answer from the RTMP server: ${asError(e).message}`, e));
+      }
+    };
+    const onClose = () =>
+      fail(linkError("ECONNRESET", `The RTMP server closed the connection during ${stage}`));
+    socket.on("data", onData);
+    socket.once("error", fail);
+    socket.once("close", onClose);
+    socket.once("connect", () => {
+      // C0 (version 3) and C1: time, zero, random bytes: the simple handshake.
+      const c0c1 = new Uint8Array(1 + HANDSHAKE_SIZE);
+      c0c1[0] = 3;
+      crypto.getRandomValues(c0c1.subarray(9, 9 + 1024));
+      socket.write(c0c1);
+    });
+  });
+}
+
+/** Answers a ping request (user control event 6) with a ping response (7). */
+function answerPing(socket: net.Socket, m: RtmpMessage, chunkSize: number) {
+  if (m.payload.length < 6 || m.payload[1] !== 6) return;
+  const body = new Uint8Array(m.payload.length);
+  body.set(m.payload);
+  body[0] = 0;
+  body[1] = 7;
+  socket.write(chunkMessage(CS_CONTROL, MSG_USER_CONTROL, 0, 0, body, chunkSize));
+}
+
+/** A publishing connection: FLV tags in, RTMP messages out. */
+class RtmpLink implements Link {
+  #socket: net.Socket;
+  #reader: ChunkReader;
+  #streamId: number;
+  #chunkSize: number;
+  #address: RtmpAddress;
+  #cause: LinkError | undefined;
+  #ending = false;
+  #accepted = 0;
+  #pending = new Uint8Array(0);
+  #skipHeader = true;
+  #resolveLost!: (e: LinkError) => void;
+  #closeWaiters: (() => void)[] = [];
+  #closed = false;
+  readonly lost: Promise<LinkError>;
+
+  constructor(
+    socket: net.Socket,
+    reader: ChunkReader,
+    streamId: number,
+    chunkSize: number,
+    address: RtmpAddress,
+  ) {
+    this.#socket = socket;
+    this.#reader = reader;
+    this.#streamId = streamId;
+    this.#chunkSize = chunkSize;
+    this.#address = address;
+    this.lost = new Promise((r) => (this.#resolveLost = r));
+    socket.on("data", (chunk: Uint8Array) => {
+      try {
+        for (const m of this.#reader.push(chunk)) this.#onMessage(m);
+      } catch (e) {
+        this.#fail(linkError("EPROTO", `Malformed message from the RTMP server: ${asError(e).message}`, e));
+      }
+    });
+    socket.on("error", (err) => this.#fail(err));
+    socket.on("end", () => {
+      if (!this.#ending) this.#fail(linkError("EOF", "The RTMP server closed the connection"));
+    });
+    socket.on("close", () => {
+      this.#closed = true;
+      if (!this.#ending) this.#fail(linkError("ECONNRESET", "The connection closed"));
+      for (const w of this.#closeWaiters.splice(0)) w();
+    });
+  }
+
+  #onMessage(m: RtmpMessage) {
+    if (m.type === MSG_USER_CONTROL) return answerPing(this.#socket, m, this.#chunkSize);
+    const cmd = command(m);
+    if (cmd && cmd[0] === "onStatus" && info(cmd).level === "error") {
+      const i = info(cmd);
+      this.#fail(linkError("EPROTO", `The RTMP server stopped the stream: ${i.code} ${i.description ?? ""}`));
+    }
+  }
+
+  #fail(err: unknown) {
+    if (this.#cause) return;
+    this.#cause = asError(err);
+    this.#resolveLost(this.#cause);
+    this.#socket.destroy();
+    for (const w of this.#closeWaiters.splice(0)) w();
+  }
+
+  /** Turns the complete FLV tags in `bytes` (after the FLV header) into RTMP messages. */
+  #messages(bytes: Uint8Array): Uint8Array[] {
+    let buf = bytes;
+    if (this.#pending.length) {
+      buf = new Uint8Array(this.#pending.length + bytes.length);
+      buf.set(this.#pending);
+      buf.set(bytes, this.#pending.length);
+    }
+    let at = 0;
+    if (this.#skipHeader) {
+      if (buf.length < 13) {
+        this.#pending = buf.slice();
+        return [];
+      }
+      if (buf[0] !== 0x46 || buf[1] !== 0x4c || buf[2] !== 0x56) {
+        throw new EncoderError("INVALID_STATE", "An RTMP link takes an FLV stream: use flvFormat()");
+      }
+      at = new DataView(buf.buffer, buf.byteOffset).getUint32(5) + 4;
+      this.#skipHeader = false;
+    }
+    const out: Uint8Array[] = [];
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    while (at + 11 <= buf.length) {
+      const type = buf[at];
+      const size = v.getUint32(at) & 0xffffff;
+      if (at + 11 + size + 4 > buf.length) break;
+      const ts = ((v.getUint32(at + 4) >>> 8) | (buf[at + 7] << 24)) >>> 0;
+      let body = buf.subarray(at + 11, at + 11 + size);
+      let csid = CS_VIDEO;
+      if (type === MSG_DATA_AMF0) {
+        // FLV's script tag becomes the data message "@setDataFrame", as encoders send onMetaData.
+        const prefix = encodeAmf0(["@setDataFrame"]);
+        const b = new Uint8Array(prefix.length + body.length);
+        b.set(prefix);
+        b.set(body, prefix.length);
+        body = b;
+        csid = CS_DATA;
+      }
+      out.push(chunkMessage(csid, type, this.#streamId, ts, body, this.#chunkSize));
+      at += 11 + size + 4;
+    }
+    this.#pending = buf.slice(at);
+    return out;
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.#cause) return Promise.reject(this.#cause);
+    let ok = true;
+    for (const m of this.#messages(bytes)) {
+      this.#accepted += m.length;
+      ok = this.#socket.write(m);
+    }
+    if (ok) return Promise.resolve();
+    // After a destroy 'drain' never comes: wait for 'close' too.
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.#socket.off("drain", done);
+        if (this.#cause) reject(this.#cause);
+        else resolve();
+      };
+      this.#socket.once("drain", done);
+      this.#closeWaiters.push(done);
+    });
+  }
+
+  progress() {
+    const pending = this.#socket.writableLength;
+    return { pending, flushed: this.#accepted - pending };
+  }
+
+  end(): Promise<void> {
+    if (this.#cause) return Promise.reject(this.#cause);
+    this.#ending = true;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => (this.#cause ? reject(this.#cause) : resolve());
+      if (this.#closed) return done();
+      this.#closeWaiters.push(done);
+      const key = this.#address.key;
+      for (
+        const [values, sid] of [
+          [["FCUnpublish", 6, null, key], 0],
+          [["deleteStream", 7, null, this.#streamId], 0],
+        ] as [AmfValue[], number][]
+      ) {
+        this.#socket.write(
+          chunkMessage(CS_COMMAND, MSG_COMMAND_AMF0, sid, 0, encodeAmf0(values), this.#chunkSize),
+        );
+      }
+      this.#socket.end();
+    });
+  }
+
+  destroy(cause: Error): void {
+    this.#fail(cause);
+  }
+}

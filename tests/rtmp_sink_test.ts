@@ -1,0 +1,293 @@
+// Enhanced RTMP sink against node-media-server (a child `node` process) read back over HTTP-FLV: every
+// frame checked against a file encode, each publish decoded by dav1d; the server killed, restarted and
+// refused mid-stream for each policy.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { findSequenceHeader, parseAv1C, stripTemporalDelimiters } from "../lib/av1/mod.ts";
+import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { testSource } from "../lib/io/testsrc.ts";
+import { createEncodeStream } from "../lib/stream/encode_stream.ts";
+import type { PacketSink, SinkEvents } from "../lib/stream/packet_sink.ts";
+import { createSink } from "../lib/stream/sinks.ts";
+import type { Frame, Packet } from "../lib/types.ts";
+import { needs } from "./_helpers/encode.ts";
+import {
+  dav1dPublishFrames,
+  type FlvReader,
+  NodeMediaServerProcess,
+  parseFlvVideoTags,
+  type Publish,
+  publishes,
+  TcpGate,
+} from "./_helpers/rtmp_servers.ts";
+import { sameBytes, until } from "./_helpers/stream_servers.ts";
+
+const source = testSource({ width: 96, height: 64, frames: 150 });
+const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
+const fast = { initialDelay: 20, maxDelay: 200, jitter: 0 } as const;
+const tools = needs("node", "dav1d");
+
+let expectedCache: Packet[] | undefined;
+async function fileEncode(): Promise<Packet[]> {
+  if (expectedCache) return expectedCache;
+  await using enc = await SvtAv1Encoder.create({ ...config, maxQueuedPackets: 1000 });
+  for await (const f of source.frames()) await enc.encode(f);
+  await enc.flush();
+  const out: Packet[] = [];
+  for await (const p of enc.packets()) out.push(p);
+  return expectedCache = out;
+}
+
+/** Frames of the test source, waiting for `gates[n]()` before frame `n`. */
+function frames(gates: Record<number, () => Promise<unknown>> = {}): ReadableStream<Frame> {
+  let n = 0;
+  return new ReadableStream<Frame>({
+    async pull(c) {
+      await gates[n]?.();
+      if (n >= source.info.frameCount!) return c.close();
+      c.enqueue(source.frame(n++));
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** The server, a gate in front of its RTMP port, and a player attached to `/live/test`. */
+async function setup() {
+  const server = await NodeMediaServerProcess.start();
+  const gate = new TcpGate(server.rtmpPort);
+  await gate.listen();
+  const readers: FlvReader[] = [await server.play("live", "test")];
+  const url = `rtmp://127.0.0.1:${gate.port}/live/test`;
+  let killing: Promise<void> = Promise.resolve();
+  return {
+    server,
+    gate,
+    readers,
+    url,
+    /** Kills the server process and closes the gate: the sink sees a reset, then refusals. */
+    kill() {
+      return killing = gate.kill().then(() => server.kill());
+    },
+    /** Restarts the server, attaches a new player, then opens the gate. */
+    async restart() {
+      await killing;
+      await server.restart();
+      readers.push(await server.play("live", "test"));
+      await gate.listen();
+    },
+    /** Publishes every player saw, once each saw the end of the last one (or closed). */
+    async publishes(): Promise<Publish[]> {
+      const last = readers.at(-1)!;
+      await last.waitFor((r) => publishes(parseFlvVideoTags(r.data())).at(-1)?.ended === true);
+      return readers.flatMap((r) => publishes(parseFlvVideoTags(r.data())));
+    },
+    async close() {
+      for (const r of readers) r.close();
+      await gate.close();
+      await server.close();
+    },
+  };
+}
+
+/** Every publish starts at a key frame, carries a valid av1C and decodes by itself with dav1d. */
+function assertEachPublishDecodable(list: Publish[]) {
+  for (const [i, p] of list.entries()) {
+    const av1C = parseAv1C(p.av1C);
+    assert.ok(findSequenceHeader(av1C.configOBUs), `publish ${i}: av1C has no sequence header`);
+    if (!p.frames.length) continue;
+    assert.ok(p.frames[0].key, `publish ${i} starts with frame ${p.frames[0].frame}, not a key frame`);
+    assert.equal(dav1dPublishFrames(p), p.frames.length, `publish ${i}: dav1d frame count`);
+  }
+}
+
+function assertSameAsFileEncode(list: Publish[], expected: Packet[]) {
+  const got = new Map<number, Uint8Array>();
+  for (const p of list) {
+    for (const f of p.frames) {
+      const seen = got.get(f.frame);
+      if (seen) assert.ok(sameBytes(seen, f.obus), `frame ${f.frame} arrived twice with different bytes`);
+      got.set(f.frame, f.obus);
+    }
+  }
+  assert.deepEqual([...got.keys()].sort((a, b) => a - b), expected.map((p) => p.timestamp));
+  for (const p of expected) {
+    assert.ok(
+      sameBytes(got.get(p.timestamp)!, stripTemporalDelimiters(p.data)),
+      `frame ${p.timestamp} differs`,
+    );
+  }
+}
+
+function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
+  const events: SinkEvents[K][] = [];
+  sink.on(type, (e) => events.push(e));
+  return events;
+}
+
+test(
+  "rtmp: node-media-server relays the Enhanced RTMP AV1 stream; every frame equals the file encode",
+  tools,
+  async () => {
+    const expected = await fileEncode();
+    const peer = await setup();
+    try {
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, { info: source.info, ...fast });
+      await frames().pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.equal(list.length, 1);
+      assert.ok(list[0].ended, "SequenceEnd came through");
+      assertSameAsFileEncode(list, expected);
+      assertEachPublishDecodable(list);
+      assert.deepEqual(peer.server.connects[0]?.fourCcList, ["av01"]);
+      assert.equal(peer.server.connects[0]?.app, "live");
+      // The av1C carries the encoder's sequence header.
+      const sh = findSequenceHeader(expected[0].data)!;
+      assert.ok(sameBytes(findSequenceHeader(parseAv1C(list[0].av1C).configOBUs)!, sh));
+      assert.equal(sink.stats.connections, 1);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmp block: the server killed and restarted mid-stream; deduplicated frames equal the file encode",
+  tools,
+  async () => {
+    const expected = await fileEncode();
+    const peer = await setup();
+    try {
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, { info: source.info, ...fast });
+      let restarting = false;
+      sink.on("reconnect", (e) => {
+        if (e.attempt >= 2 && !restarting && !peer.gate.listening) {
+          restarting = true;
+          void peer.restart();
+        }
+      });
+      const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), () => true);
+      // The kill comes at frame 60, once the first connection carried some frames.
+      await frames({ 0: () => connected, 60: () => peer.kill() }).pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.ok(list.length >= 2, `${list.length} publish(es)`);
+      assertSameAsFileEncode(list, expected);
+      assertEachPublishDecodable(list);
+      assert.ok(sink.stats.resent > 0);
+      assert.equal(sink.stats.dropped, 0);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmp drop: after a restart the new publish starts with SequenceStart and a key frame, and decodes",
+  tools,
+  async () => {
+    const peer = await setup();
+    try {
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, {
+        info: source.info,
+        onDisconnect: "drop",
+        onKeyFrameNeeded: () => encode.requestKeyFrame(),
+        ...fast,
+      });
+      const disconnects = record(sink, "disconnect");
+      const connected = until<SinkEvents["connect"]>(
+        (cb) => sink.on("connect", cb),
+        (e) => e.connection === 1,
+      );
+      const reconnected = until<SinkEvents["connect"]>(
+        (cb) => sink.on("connect", cb),
+        (e) => e.connection === 2,
+      );
+      const disconnected = until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true);
+      await frames({
+        0: () => connected,
+        40: () => peer.kill().then(() => disconnected),
+        80: () => peer.restart().then(() => reconnected),
+      }).pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.equal(list.length, 2);
+      assert.ok(disconnects.length >= 1);
+      assertEachPublishDecodable(list);
+      // SVT-AV1 1.4 ignores forced key frames in low-delay mode: the publish starts at the next scheduled one.
+      assert.ok(list[1].frames[0].frame >= 80, `starts at ${list[1].frames[0].frame}`);
+      assert.equal(list[1].frames.at(-1)!.frame, 149);
+      assert.ok(sink.stats.dropped > 0);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmp buffer: the server away for a while; the new publish starts at a kept key frame and decodes",
+  tools,
+  async () => {
+    const peer = await setup();
+    try {
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, {
+        info: source.info,
+        onDisconnect: "buffer",
+        onKeyFrameNeeded: () => encode.requestKeyFrame(),
+        ...fast,
+      });
+      const connected = until<SinkEvents["connect"]>(
+        (cb) => sink.on("connect", cb),
+        (e) => e.connection === 1,
+      );
+      const reconnected = until<SinkEvents["connect"]>(
+        (cb) => sink.on("connect", cb),
+        (e) => e.connection === 2,
+      );
+      const disconnected = until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true);
+      await frames({
+        0: () => connected,
+        40: () => peer.kill().then(() => disconnected),
+        80: () => peer.restart().then(() => reconnected),
+      }).pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.equal(list.length, 2);
+      assertEachPublishDecodable(list);
+      assert.equal(list[1].frames.at(-1)!.frame, 149);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmp: refused connections are retried on the backoff schedule until the server comes up",
+  tools,
+  async () => {
+    const expected = await fileEncode();
+    const peer = await setup();
+    try {
+      await peer.gate.kill();
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, {
+        info: source.info,
+        initialDelay: 20,
+        factor: 2,
+        maxDelay: 200,
+        jitter: 0,
+      });
+      const reconnects = record(sink, "reconnect");
+      sink.on("reconnect", (e) => {
+        if (e.attempt >= 3 && !peer.gate.listening) void peer.gate.listen();
+      });
+      await frames().pipeThrough(encode).pipeTo(sink);
+      assert.deepEqual(reconnects.slice(0, 3).map((e) => [e.attempt, e.delay]), [[1, 20], [2, 40], [3, 80]]);
+      assert.equal((reconnects[0].cause as { code?: string }).code, "ECONNREFUSED");
+      const list = await peer.publishes();
+      assert.equal(list.length, 1);
+      assertSameAsFileEncode(list, expected);
+    } finally {
+      await peer.close();
+    }
+  },
+);
