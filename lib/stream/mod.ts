@@ -27,6 +27,7 @@ export { ivfFormat, obuFormat, type ObuFormatOptions, type StreamFormat } from "
 export { httpTransport, type HttpTransportOptions } from "./http.ts";
 export { type Link, type LinkError, type Transport } from "./link.ts";
 export { fileTransport, stdoutTransport, writableTransport } from "./local.ts";
+export { paceFrames, type PaceOptions } from "./pace.ts";
 export {
   type DisconnectPolicy,
   PacketSink,
@@ -35,7 +36,6 @@ export {
   type SinkState,
   type SinkStats,
 } from "./packet_sink.ts";
-export { paceFrames, type PaceOptions } from "./pace.ts";
 export { parseRtmpUrl, type RtmpAddress, rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
 export { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
 export { flvFormat, type FlvFormatOptions } from "./rtmp_flv.ts";
