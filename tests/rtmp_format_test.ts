@@ -1,0 +1,117 @@
+// Enhanced FLV tags for AV1, AMF0 and RTMP URLs, without a server.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseAv1C } from "../lib/av1/mod.ts";
+import { EncoderError } from "../lib/errors.ts";
+import { chunkMessage, parseRtmpUrl } from "../lib/stream/rtmp.ts";
+import { decodeAmf0, encodeAmf0 } from "../lib/stream/rtmp_amf.ts";
+import { flvFormat } from "../lib/stream/rtmp_flv.ts";
+import type { Packet } from "../lib/types.ts";
+import { parseFlvVideoTags } from "./_helpers/rtmp_servers.ts";
+
+const SH = [0x0a, 0x0a, 0x00, 0x00, 0x00, 0x03, 0xb4, 0xfd, 0x93, 0xef, 0xe4, 0x01];
+const KEY = new Uint8Array([0x12, 0x00, ...SH, 0x1a, 0x02, 0x10, 0x00]);
+const INTER = new Uint8Array([0x12, 0x00, 0x32, 0x01, 0x00]);
+const info = { width: 64, height: 64, fps: { num: 30, den: 1 } };
+const packet = (data: Uint8Array, timestamp: number, keyFrame: boolean): Packet => ({
+  data,
+  timestamp,
+  duration: 1,
+  keyFrame,
+});
+
+function bytesOf(parts: (Uint8Array | Promise<Uint8Array>)[]): Uint8Array {
+  const list = parts as Uint8Array[];
+  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of list) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+test("flvFormat: SequenceStart with av1C, then CodedFrames without temporal delimiters, ms timestamps", () => {
+  const flv = flvFormat(info);
+  const tags = parseFlvVideoTags(bytesOf([
+    flv.header(),
+    flv.packet(packet(KEY, 0, true)),
+    flv.packet(packet(INTER, 1, false)),
+    flv.packet(packet(INTER, 30, false)),
+    flv.end!(),
+  ]));
+  assert.deepEqual(tags.map((t) => [t.frameType, t.packetType, t.timestamp, t.fourCC]), [
+    [1, 0, 0, "av01"],
+    [1, 1, 0, "av01"],
+    [2, 1, 33, "av01"],
+    [2, 1, 1000, "av01"],
+    [1, 2, 1000, "av01"],
+  ]);
+  const av1C = parseAv1C(tags[0].payload);
+  assert.equal(av1C.configOBUs[0], 0x0a);
+  assert.deepEqual([...tags[1].payload], [...KEY.subarray(2)]);
+  assert.deepEqual([...tags[2].payload], [...INTER.subarray(2)]);
+});
+
+test("flvFormat: every connection starts with the FLV header and a SequenceStart again", () => {
+  const flv = flvFormat(info);
+  const first = bytesOf([flv.header(), flv.packet(packet(KEY, 0, true))]);
+  const again = bytesOf([
+    flv.header(),
+    flv.packet(packet(KEY, 10, true)),
+    flv.packet(packet(INTER, 11, false)),
+  ]);
+  assert.deepEqual(parseFlvVideoTags(first).map((t) => t.packetType), [0, 1]);
+  assert.deepEqual(parseFlvVideoTags(again).map((t) => t.packetType), [0, 1, 1]);
+  // A key frame later on the same connection with the same sequence header: no new SequenceStart.
+  const fileHeader = new Uint8Array([0x46, 0x4c, 0x56, 1, 1, 0, 0, 0, 9, 0, 0, 0, 0]);
+  const later = parseFlvVideoTags(bytesOf([fileHeader, flv.packet(packet(KEY, 20, true))]));
+  assert.deepEqual(later.map((t) => t.packetType), [1]);
+});
+
+test("flvFormat: a connection must start at a key frame that has (or was given) a sequence header", () => {
+  const flv = flvFormat(info);
+  flv.header();
+  assert.throws(() => flv.packet(packet(INTER, 0, false)), (e: unknown) => e instanceof EncoderError);
+  const noHeader = new Uint8Array([0x12, 0x00, 0x1a, 0x02, 0x10, 0x00]);
+  assert.throws(() => flv.packet(packet(noHeader, 0, true)), /sequence header/);
+  const given = flvFormat(info, { sequenceHeader: new Uint8Array(SH) });
+  given.header();
+  assert.deepEqual(
+    parseFlvVideoTags(bytesOf([given.header(), given.packet(packet(noHeader, 0, true))])).length,
+    2,
+  );
+});
+
+test("encodeAmf0 and decodeAmf0 round-trip a connect command with a strict-array fourCcList", () => {
+  const values = ["connect", 1, { app: "live", fourCcList: ["av01"], ok: true, none: null }];
+  assert.deepEqual(decodeAmf0(encodeAmf0(values)), values);
+  const meta = decodeAmf0(encodeAmf0(["onMetaData", new Map([["width", 64]])]));
+  assert.deepEqual(meta[1], new Map([["width", 64]]));
+  assert.throws(() => decodeAmf0(new Uint8Array([0x02, 0x00, 0x05, 0x61])), /Malformed AMF0/);
+});
+
+test("parseRtmpUrl: app, key, default port 1935; bad URLs rejected", () => {
+  assert.deepEqual(parseRtmpUrl("rtmp://example.com/live/abc?t=1"), {
+    host: "example.com",
+    port: 1935,
+    app: "live",
+    key: "abc?t=1",
+    tcUrl: "rtmp://example.com:1935/live",
+  });
+  assert.equal(parseRtmpUrl("rtmp://127.0.0.1:1940/app/inst/key").app, "app/inst");
+  for (const bad of ["rtmp://host", "rtmp://host/app", "rtmp://host:0/a/b", "tcp://host:1/a/b"]) {
+    assert.throws(() => parseRtmpUrl(bad), /rtmp:\/\/host\[:port\]\/app\/key/, bad);
+  }
+});
+
+test("chunkMessage splits a message into chunks of chunkSize, repeating an extended timestamp", () => {
+  const payload = new Uint8Array(300).map((_, i) => i & 0xff);
+  const plain = chunkMessage(6, 9, 1, 1000, payload, 128);
+  assert.equal(plain.length, 12 + 300 + 2);
+  assert.equal(plain[12 + 128], 0xc6);
+  const ext = chunkMessage(6, 9, 1, 0x1000000, payload, 128);
+  assert.equal(ext.length, 12 + 4 + 300 + 2 * 5);
+  assert.deepEqual([...ext.subarray(1, 4)], [0xff, 0xff, 0xff]);
+  assert.deepEqual([...ext.subarray(12 + 4 + 128 + 1, 12 + 4 + 128 + 5)], [1, 0, 0, 0]);
+});
