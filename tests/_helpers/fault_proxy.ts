@@ -3,7 +3,9 @@
  * and an in-test peer, opens one upstream connection per client connection, and on each connection
  * applies a {@linkcode Fault} from its plan — forward everything, cut the connection after exactly `at`
  * bytes, stall (stop reading) after `at` bytes, or cut and then refuse connections for a while (its
- * listener closed, reopened after the sink announced a number of reconnection attempts). Plans come from
+ * listener closed, reopened after the sink announced a number of reconnection attempts). Fault `n` of the
+ * plan goes to the `n`th connection that reached the peer (a client whose peer refused is reset and not
+ * counted). Plans come from
  * {@linkcode randomFaults} with a seed, so a failing run can be replayed.
  * @module
  */
@@ -101,6 +103,7 @@ export class FaultProxy {
   #server: net.Server | undefined;
   #pairs = new Set<Pair>();
   #upstreams = new Set<net.Socket>();
+  #reached = 0;
   #faults: (index: number) => Fault;
   #target: { host: string; port: number };
   #closed = false;
@@ -176,10 +179,10 @@ export class FaultProxy {
 
   #accept(client: net.Socket) {
     const index = this.connections.length;
-    const fault = this.#faults(index);
     const record: ProxiedConnection = {
       index,
-      fault,
+      // Decided once the peer answers: the plan counts the connections that reached the peer.
+      fault: { kind: "pass" },
       forwarded: 0,
       discarded: 0,
       upstreamFailed: false,
@@ -203,6 +206,7 @@ export class FaultProxy {
     });
     upstream.once("connect", () => {
       if (record.closed) return;
+      record.fault = this.#faults(this.#reached++);
       client.resume();
     });
     // What the peer sends back (its FIN answering ours) goes to the client.
