@@ -27,6 +27,7 @@ import { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/
 import { fileSink } from "./lib/io/sink.ts";
 import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
 import { Y4mReader } from "./lib/io/y4m.ts";
+import { createEncodeStream } from "./lib/stream/encode_stream.ts";
 import type { DisconnectPolicy, PacketSink } from "./lib/stream/packet_sink.ts";
 import { createSink } from "./lib/stream/sinks.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
@@ -37,13 +38,15 @@ const USAGE = `Usage: av1-stream -i <input> -o <output> [options]
 Input and output
   -i, --input <src>        file.y4m, - (stdin) or testsrc[:WxH[@fps][:frames]]
   -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, - (stdout, IVF unless --format), or a live
-                           peer: tcp://host:port, ws://..., wss://..., http(s)://... (one streaming POST)
+                           peer: tcp://host:port, ws://..., wss://..., http(s)://... (one streaming POST),
+                           rtmp://host/app/key (Enhanced RTMP), srt://host:port, whip+http(s)://...
       --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension; ivf
                            for peers, which take ivf, obu, webm, mkv or fmp4)
       --frames <n>         encode at most n frames
       --realtime           pace the input at its frame rate, as a live source would arrive
 Live peers
-      --on-disconnect <p>  block (default: nothing lost, the encoder waits), buffer or drop
+      --on-disconnect <p>  block (default: nothing lost, the encoder waits), buffer, drop, or reinit
+                           (a fresh encoder, so a new stream, for each connection)
       --max-buffer <bytes> bound of what buffer/drop keep while the peer is gone
       --reconnect-attempts <n>  attempts per outage before giving up (default 10)
       --reconnect-delay <ms>    first retry delay, doubling up to 10 s (default 250)
@@ -166,7 +169,7 @@ export function parseCli(argv: string[]): Options | "help" {
   if (v.help) return "help";
   if (!v.input) throw new UsageError("Missing -i/--input");
   if (!v.output) throw new UsageError("Missing -o/--output");
-  const isPeer = /^(tcp|wss?|https?):\/\//i.test(v.output);
+  const isPeer = /^(tcp|wss?|https?|rtmp|srt|whip\+https?):\/\//i.test(v.output);
   let outputFormat: ContainerFormat;
   try {
     outputFormat = v.format !== undefined
@@ -185,13 +188,20 @@ export function parseCli(argv: string[]): Options | "help" {
     throw new UsageError("A live peer cannot take progressive MP4: use --format fmp4, webm, ivf or obu");
   }
   const policy = v["on-disconnect"] ?? "block";
-  if (!["block", "buffer", "drop"].includes(policy)) {
-    throw new UsageError(`--on-disconnect must be block, buffer or drop, got ${JSON.stringify(policy)}`);
+  if (!["block", "buffer", "drop", "reinit"].includes(policy)) {
+    throw new UsageError(
+      `--on-disconnect must be block, buffer, drop or reinit, got ${JSON.stringify(policy)}`,
+    );
   }
   for (const flag of ["on-disconnect", "max-buffer", "reconnect-attempts", "reconnect-delay"] as const) {
     if (!isPeer && v[flag] !== undefined) {
-      throw new UsageError(`--${flag} applies to live peers (tcp://, ws://, http://)`);
+      throw new UsageError(
+        `--${flag} applies to live peers (tcp://, ws://, http://, rtmp://, srt://, whip+http://)`,
+      );
     }
+  }
+  if (isPeer && v["force-key-frames"]) {
+    throw new UsageError("--force-key-frames is for files; a live peer asks for key frames itself");
   }
   const live = isPeer
     ? {
@@ -261,45 +271,10 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
 interface Output {
   write(p: Packet): Promise<void>;
   close(): Promise<void>;
-  /** The link's state for the progress line, for live peers. */
-  status?(): string;
 }
 
-async function openOutput(
-  opts: Options,
-  info: VideoInfo,
-  encoder: Encoder,
-  onLink: () => void,
-): Promise<Output> {
+async function openOutput(opts: Options, info: VideoInfo, encoder: Encoder): Promise<Output> {
   const sequenceHeader = encoder.sequenceHeader();
-  if (opts.live) {
-    const f = opts.outputFormat;
-    const format = f === "webm" || f === "mkv"
-      ? webmStreamFormat(info, { sequenceHeader, matroska: f === "mkv" })
-      : f === "fmp4"
-      ? fmp4StreamFormat(info, { sequenceHeader })
-      : f === "obu"
-      ? "obu"
-      : "ivf";
-    const sink: PacketSink = createSink(opts.output, {
-      ...opts.live,
-      format,
-      info,
-      sequenceHeader,
-      onKeyFrameNeeded: () => encoder.requestKeyFrame(),
-    });
-    for (const event of ["connect", "disconnect", "reconnect", "end"] as const) sink.on(event, onLink);
-    const writer = sink.getWriter();
-    return {
-      write: (p) => writer.write(p),
-      close: () => writer.close(),
-      status: () => {
-        const st = sink.stats;
-        return `${sink.state} ${st.connections} conn` + (st.dropped ? ` ${st.dropped} dropped` : "")
-          + (st.resent ? ` ${st.resent} resent` : "");
-      },
-    };
-  }
   const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
   const w = openContainerWriter(opts.outputFormat, target, info, { sequenceHeader });
   return { write: (p) => w.writePacket(p), close: () => w.close() };
@@ -325,6 +300,8 @@ class Progress {
   bytes = 0;
   /** Extra text for the progress line, such as the link state of a live peer. */
   status?: () => string;
+  /** The encoder library's version, for the summary. */
+  version = "";
   #fps: number;
 
   constructor(quiet: boolean, total: number | undefined, fps: number) {
@@ -332,6 +309,13 @@ class Progress {
     this.#tty = Boolean(process.stderr.isTTY);
     this.#total = total;
     this.#fps = fps;
+  }
+
+  /** Counts one packet out and refreshes the line. */
+  packet(p: Packet) {
+    this.frames++;
+    this.bytes += p.data.byteLength;
+    this.update();
   }
 
   get seconds(): number {
@@ -430,7 +414,6 @@ export async function main(argv: string[]): Promise<number> {
     ? Math.min(opts.frames, info.frameCount ?? Infinity)
     : info.frameCount;
   let enc: Encoder | undefined;
-  let out: Output | undefined;
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
@@ -442,47 +425,28 @@ export async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", onSigint);
   const progress = new Progress(opts.quiet, total, info.fps.num / info.fps.den);
   try {
-    enc = opts.codec === "rav1e"
-      ? await Rav1eEncoder.create({ ...info, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
-      : await SvtAv1Encoder.create({ ...info, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
-    out = await openOutput(opts, { ...info, frameCount: total }, enc, () => progress.update(true));
-    const output = out;
-    if (output.status) progress.status = () => output.status!();
-    const keys = keyFrameSet(opts.forceKeyFrames, info);
-    const encoder = enc;
-    const pump = (async () => {
-      let n = 0;
-      const started = performance.now();
-      const frameMs = 1000 * info.fps.den / info.fps.num;
-      for await (const frame of source.frames()) {
-        if (opts.realtime) {
-          // A live source: frame n is not there before n frame durations have passed.
-          const due = started + n * frameMs - performance.now();
-          if (due > 0) await new Promise((r) => setTimeout(r, due));
-        }
-        if (interrupted || (opts.frames !== undefined && n >= opts.frames)) break;
-        await encoder.encode(frame, { keyFrame: keys.has(n) });
-        n++;
-      }
-      await encoder.flush();
-    })();
-    // A pump failure must not leave the consumer waiting for packets.
-    pump.catch(() => encoder.close());
-    for await (const packet of enc.packets()) {
-      await out.write(packet);
-      progress.frames++;
-      progress.bytes += packet.data.byteLength;
-      progress.update();
+    enc = await createEncoder(opts, info);
+    if (opts.live) {
+      const live = enc;
+      enc = undefined; // the encode stream owns it from here
+      await runLive(
+        opts,
+        opts.live,
+        source,
+        { ...info, frameCount: total },
+        live,
+        progress,
+        () => interrupted,
+      );
+    } else {
+      await encodeToFile(opts, source, { ...info, frameCount: total }, enc, progress, () => interrupted);
     }
-    await pump;
     progress.done();
-    await out.close();
-    out = undefined;
     if (opts.json) {
       const s = progress.seconds;
       const summary = {
-        codec: enc.codec,
-        version: (enc as SvtAv1Encoder | Rav1eEncoder).version,
+        codec: opts.codec,
+        version: progress.version,
         format: opts.outputFormat,
         output: opts.output,
         frames: progress.frames,
@@ -500,12 +464,133 @@ export async function main(argv: string[]): Promise<number> {
     return interrupted ? 130 : 0;
   } finally {
     process.off("SIGINT", onSigint);
-    await out?.close().catch(() => {});
     await enc?.close();
     await source.close?.();
   }
 }
 
+/** Frames of the source as the encode loop takes them: paced at the frame rate with --realtime. */
+async function* inputFrames(
+  opts: Options,
+  source: Source,
+  info: VideoInfo,
+  interrupted: () => boolean,
+): AsyncGenerator<Frame> {
+  let n = 0;
+  const started = performance.now();
+  const frameMs = 1000 * info.fps.den / info.fps.num;
+  for await (const frame of source.frames()) {
+    if (opts.realtime) {
+      // A live source: frame n is not there before n frame durations have passed.
+      const due = started + n * frameMs - performance.now();
+      if (due > 0) await new Promise((r) => setTimeout(r, due));
+    }
+    if (interrupted() || (opts.frames !== undefined && n >= opts.frames)) return;
+    yield frame;
+    n++;
+  }
+}
+
+/** Encodes to a file or stdout, reading and writing at the same time. */
+async function encodeToFile(
+  opts: Options,
+  source: Source,
+  info: VideoInfo,
+  encoder: Encoder,
+  progress: Progress,
+  interrupted: () => boolean,
+): Promise<void> {
+  progress.version = (encoder as SvtAv1Encoder | Rav1eEncoder).version;
+  const out = await openOutput(opts, info, encoder);
+  try {
+    const keys = keyFrameSet(opts.forceKeyFrames, info);
+    const pump = (async () => {
+      let n = 0;
+      for await (const frame of inputFrames(opts, source, info, interrupted)) {
+        await encoder.encode(frame, { keyFrame: keys.has(n++) });
+      }
+      await encoder.flush();
+    })();
+    // A pump failure must not leave the consumer waiting for packets.
+    pump.catch(() => encoder.close());
+    for await (const packet of encoder.packets()) {
+      await out.write(packet);
+      progress.packet(packet);
+    }
+    await pump;
+  } finally {
+    await out.close();
+  }
+}
+
+/**
+ * Encodes to a live peer: source → encode stream → sink, with backpressure end to end. The encode stream
+ * can replace its encoder when the sink asks (the reinit policy).
+ */
+async function runLive(
+  opts: Options,
+  live: NonNullable<Options["live"]>,
+  source: Source,
+  info: VideoInfo,
+  first: Encoder,
+  progress: Progress,
+  interrupted: () => boolean,
+): Promise<void> {
+  progress.version = (first as SvtAv1Encoder | Rav1eEncoder).version;
+  let made = 0;
+  const encode = createEncodeStream({
+    encoder: () => (made++ === 0 ? first : createEncoder(opts, info)),
+  });
+  const sequenceHeader = first.sequenceHeader();
+  const f = opts.outputFormat;
+  const format = f === "webm" || f === "mkv"
+    ? webmStreamFormat(info, { sequenceHeader, matroska: f === "mkv" })
+    : f === "fmp4"
+    ? fmp4StreamFormat(info, { sequenceHeader })
+    : f === "obu"
+    ? "obu"
+    : "ivf";
+  const sink: PacketSink = createSink(opts.output, {
+    ...live,
+    format,
+    info,
+    sequenceHeader,
+    onKeyFrameNeeded: () => encode.requestKeyFrame(),
+    onReinit: live.onDisconnect === "reinit" ? () => encode.reinit() : undefined,
+  });
+  for (const event of ["connect", "disconnect", "reconnect", "end"] as const) {
+    sink.on(event, () => progress.update(true));
+  }
+  progress.status = () => {
+    const st = sink.stats;
+    return `${sink.state} ${st.connections} conn` + (st.dropped ? ` ${st.dropped} dropped` : "")
+      + (st.resent ? ` ${st.resent} resent` : "") + (encode.reinits ? ` ${encode.reinits} reinit` : "");
+  };
+  const iterator = inputFrames(opts, source, info, interrupted);
+  const frames = new ReadableStream<Frame>({
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel() {
+      await iterator.return(undefined);
+    },
+  }, { highWaterMark: 0 });
+  const counted = new TransformStream<Packet, Packet>({
+    transform(packet, controller) {
+      progress.packet(packet);
+      controller.enqueue(packet);
+    },
+  });
+  await frames.pipeThrough(encode).pipeThrough(counted).pipeTo(sink);
+}
+
+function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
+  return opts.codec === "rav1e"
+    ? Rav1eEncoder.create({ ...info, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
+    : SvtAv1Encoder.create({ ...info, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
+}
 if (import.meta.main) {
   try {
     const code = await main(process.argv.slice(2));

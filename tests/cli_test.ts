@@ -236,3 +236,46 @@ test("cli: live-peer flags need a live peer, and a peer cannot take progressive 
   r = cli(["-i", "testsrc", "-o", "tcp://127.0.0.1:1", "--on-disconnect", "sometimes"]);
   assert.equal(r.code, 2);
 });
+
+test(
+  "cli: --on-disconnect reinit starts a fresh stream on each connection to a live peer",
+  needs("dav1d"),
+  async () => {
+    const { createServer } = await import("node:net");
+    const connections: Uint8Array[][] = [];
+    let cut = false;
+    const server = createServer((socket) => {
+      const mine: Uint8Array[] = [];
+      connections.push(mine);
+      socket.on("data", (d) => {
+        mine.push(new Uint8Array(d));
+        // Reset the first connection once some packets are in: the CLI must come back with a new stream.
+        if (!cut && Buffer.concat(mine).length > 8000) {
+          cut = true;
+          socket.resetAndDestroy();
+        }
+      });
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    const [cmd, argv] = scriptCommand("cli.ts", [
+      ...["-i", "testsrc:160x120@30:60", "-o", `tcp://127.0.0.1:${port}`, "--preset", "12", "--keyint", "30"],
+      ...["--low-delay", "--realtime", "--on-disconnect", "reinit", "--reconnect-delay", "20", "-q"],
+    ]);
+    const { spawn } = await import("node:child_process");
+    const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    server.close();
+    assert.equal(code, 0, stderr);
+    assert.ok(connections.length >= 2, `${connections.length} connections`);
+    const last = tempPath("reinit-last.ivf");
+    writeFileSync(last, Buffer.concat(connections[connections.length - 1]));
+    const ivf = await readIvf(new Uint8Array(readFileSync(last)));
+    assert.ok(ivf.frames.length > 0);
+    assert.equal(dav1dFrameCount(last), ivf.frames.length, "the new connection decodes by itself");
+    assert.ok(ivf.frames[0].timestamp > 0, "timestamps continue after the reinit");
+  },
+);
