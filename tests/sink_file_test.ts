@@ -131,7 +131,7 @@ test("a local sink error is final: no reconnection, the stream errors with the c
 
 test("sinks reject bad options with a sentence that says what to do", () => {
   assert.throws(() => createSink("/tmp/x.ivf"), /needs info/);
-  assert.throws(() => createSink("srt://127.0.0.1:9000", { info: FAKE_INFO }), /Unsupported output/);
+  assert.throws(() => createSink("ftp://127.0.0.1:9000", { info: FAKE_INFO }), /Unsupported output/);
   assert.throws(() => createSink("tcp://nowhere", { info: FAKE_INFO }), /tcp:\/\/host:port/);
   assert.throws(
     () => createSink("tcp://127.0.0.1:9", { info: FAKE_INFO, onDisconnect: "retry" as "drop" }),

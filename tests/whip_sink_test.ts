@@ -10,7 +10,9 @@ import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
-import { type WhipBitrateEvent, whipSink } from "../lib/stream/whip.ts";
+import { createSink } from "../lib/stream/sinks.ts";
+import { SrtSink } from "../lib/stream/srt.ts";
+import { type WhipBitrateEvent, WhipSink, whipSink } from "../lib/stream/whip.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
 import { until } from "./_helpers/stream_servers.ts";
@@ -205,7 +207,19 @@ test("whip: refused POSTs are retried until the endpoint answers 201", opts, asy
   assert.equal(ep.sessions[0].frames().frames.length, 30);
 });
 
-test("whip: URLs are checked", () => {
+test("whip: URLs are checked; createSink routes whip+http(s):// and srt:// to sinks with transportStats()", async () => {
   assert.throws(() => whipSink("rtmp://x/app"), /whip\+http/);
   assert.throws(() => whipSink("whip+ftp://x/"), /whip\+http/);
+  const whip = createSink("whip+http://127.0.0.1:9/whip", { maxAttempts: 0, connectTimeout: 500 });
+  assert.ok(whip instanceof WhipSink);
+  assert.equal(whip.transportStats().rtpPackets, 0);
+  await whip.close().catch(() => {});
+  const srt = createSink("srt://127.0.0.1:9?latency=50", {
+    info: source.info,
+    maxAttempts: 0,
+    connectTimeout: 200,
+  });
+  assert.ok(srt instanceof SrtSink);
+  assert.deepEqual(srt.transportStats(), {});
+  await srt.close().catch(() => {});
 });

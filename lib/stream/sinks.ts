@@ -10,8 +10,10 @@ import { fileTransport, stdoutTransport } from "./local.ts";
 import { PacketSink, type PacketSinkOptions } from "./packet_sink.ts";
 import { rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
 import { flvFormat } from "./rtmp_flv.ts";
+import { type SrtOptions, srtSink } from "./srt.ts";
 import { parseTcpUrl, tcpTransport } from "./tcp.ts";
 import { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";
+import { type WhipOptions, whipSink } from "./whip.ts";
 
 /**
  * A sink sending the stream to a TCP peer (`tcp://host:port`), reconnecting when the link is lost.
@@ -147,7 +149,8 @@ export function stdoutSink(options: PacketSinkOptions = {}): PacketSink {
 }
 
 /**
- * Picks the sink for an output: `tcp://host:port`, `rtmp://host[:port]/app/key`, `ws://…` / `wss://…`,
+ * Picks the sink for an output: `tcp://host:port`, `srt://host:port[?latency=…&passphrase=…]`,
+ * `whip+http(s)://…` (WebRTC), `rtmp://host[:port]/app/key`, `ws://…` / `wss://…`,
  * `http://…` / `https://…`, `-`
  * for stdout, anything else a file path. A path ending in `.obu` (or `format: "obu"`) writes the
  * low-overhead bitstream; everything else IVF.
@@ -162,9 +165,18 @@ export function stdoutSink(options: PacketSinkOptions = {}): PacketSink {
  */
 export function createSink(
   target: string,
-  options: PacketSinkOptions & HttpTransportOptions & WebSocketTransportOptions & RtmpTransportOptions = {},
+  options:
+    & PacketSinkOptions
+    & HttpTransportOptions
+    & WebSocketTransportOptions
+    & RtmpTransportOptions
+    & SrtOptions
+    & WhipOptions = {},
 ): PacketSink {
   if (/^tcp:\/\//i.test(target)) return tcpSink(target, options);
+  // SrtSink and WhipSink add transportStats(): RTT (SRT) and send bitrate (WebRTC) for the progress line.
+  if (/^srt:\/\//i.test(target)) return srtSink(target, options);
+  if (/^whip\+https?:\/\//i.test(target)) return whipSink(target, options);
   if (/^rtmp:\/\//i.test(target)) return rtmpSink(target, options);
   if (/^wss?:\/\//i.test(target)) return webSocketSink(target, options);
   if (/^https?:\/\//i.test(target)) return httpSink(target, options);
@@ -175,7 +187,7 @@ export function createSink(
       "INVALID_CONFIG",
       `Unsupported output ${
         JSON.stringify(target)
-      }: use tcp://, rtmp://, ws://, wss://, http://, https://, - or a file path`,
+      }: use tcp://, rtmp://, srt://, whip+http(s)://, ws://, wss://, http://, https://, - or a file path`,
     );
   }
   return filePacketSink(target, { ...options, format });
