@@ -92,6 +92,9 @@ const CONTENT_TYPES: Record<ContainerFormat, string> = {
   fmp4: "video/mp4",
 };
 
+/** The reason a session stops when its encode finished. */
+const DONE = Object.assign(new Error("end of stream"), { code: "DONE" });
+
 const ENCODER_PARAMS = new Set<string>([...COMMON_FLAGS, ...SVT_AV1_FLAGS, ...RAV1E_FLAGS]);
 const LIVE_PARAMS = new Set(["width", "height", "fps", "frames"]);
 
@@ -433,8 +436,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     if (!req.body) throw new HttpError(400, "INVALID_INPUT", "POST a Y4M stream as the request body");
     if (sessions.size >= maxConcurrent) throw busy();
     const session = startSession();
-    // A client that goes away stops the encode.
-    req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
+    // A client that goes away stops the encode: the response body is cancelled (both runtimes), and Bun
+    // also aborts the request's signal (Deno aborts it on every finished response, so it is not used there).
+    if (!("Deno" in globalThis)) {
+      req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
+    }
     try {
       const body = req.body.pipeThrough(limitBytes(maxBodyBytes));
       const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
@@ -461,7 +467,6 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       { highWaterMark: 1 },
       { highWaterMark: 1 },
     );
-    session.onStop(() => writable.abort(session.abort.signal.reason).catch(() => {}));
     const writer = openContainerWriter(format, writable, enc.info, {
       sequenceHeader: enc.sequenceHeader(),
       live: true,
@@ -480,12 +485,36 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
         await pump;
         if (session.aborted) return;
         await writer.close();
-        await session.stop(new EncoderError("ABORTED", "done"));
+        await session.stop(DONE);
       } catch (e) {
         await session.stop(e);
       }
     })();
-    return readable;
+    // Passed through a stream of our own, to see the client cancel it even while no packet is written,
+    // and to cut it when the encode stops (the container writer holds the writable side's lock).
+    const out = readable.getReader();
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        session.onStop(() => {
+          const reason = session.abort.signal.reason;
+          if ((reason as { code?: string })?.code === "DONE") return;
+          try {
+            controller.error(reason);
+          } catch { /* already closed */ }
+          void out.cancel(reason).catch(() => {});
+        });
+      },
+      async pull(controller) {
+        try {
+          const next = await out.read();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        } catch (e) {
+          controller.error(e);
+        }
+      },
+      cancel: (reason) => void session.stop(reason ?? new EncoderError("ABORTED", "The client went away")),
+    }, { highWaterMark: 0 });
   }
 
   /** `/live`: the test source encoded live, one WebSocket message per container chunk. */
@@ -531,7 +560,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
         }
       });
       void runLive(session, peer, source, selection, format).then(
-        () => session.stop(Object.assign(new Error("end of stream"), { code: "DONE" })),
+        () => session.stop(DONE),
         (e) => session.stop(e),
       );
       return { onClose: () => void session.stop() };
@@ -600,6 +629,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       const headers: Record<string, string> = e instanceof HttpError && e.status === 503
         ? { "retry-after": retryAfter }
         : {};
+      // A body we will not read is cancelled, so that a client still sending it sees the answer.
+      if (!req.bodyUsed) await req.body?.cancel().catch(() => {});
       return errorResponse(e, headers);
     }
   };
