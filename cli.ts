@@ -44,6 +44,7 @@ Input and output
                            for peers, which take ivf, obu, webm, mkv or fmp4)
       --frames <n>         encode at most n frames
       --realtime           pace the input at its frame rate, as a live source would arrive
+      --whip <url>         publish over WebRTC to a WHIP endpoint (the same as -o whip+<url>)
 Live peers
       --on-disconnect <p>  block (default: nothing lost, the encoder waits), buffer, drop, or reinit
                            (a fresh encoder, so a new stream, for each connection)
@@ -148,6 +149,7 @@ export function parseCli(argv: string[]): Options | "help" {
         "low-latency": { type: "boolean" },
         tune: { type: "string" },
         realtime: { type: "boolean" },
+        whip: { type: "string" },
         "on-disconnect": { type: "string" },
         "max-buffer": { type: "string" },
         "reconnect-attempts": { type: "string" },
@@ -168,6 +170,13 @@ export function parseCli(argv: string[]): Options | "help" {
   const v = parsed.values;
   if (v.help) return "help";
   if (!v.input) throw new UsageError("Missing -i/--input");
+  if (v.whip !== undefined) {
+    if (v.output !== undefined) throw new UsageError("Give either -o or --whip, not both");
+    if (!/^https?:\/\//i.test(v.whip)) {
+      throw new UsageError(`--whip takes an http(s):// URL, got ${JSON.stringify(v.whip)}`);
+    }
+    v.output = `whip+${v.whip}`;
+  }
   if (!v.output) throw new UsageError("Missing -o/--output");
   const isPeer = /^(tcp|wss?|https?|rtmp|srt|whip\+https?):\/\//i.test(v.output);
   let outputFormat: ContainerFormat;
@@ -564,7 +573,8 @@ async function runLive(
   progress.status = () => {
     const st = sink.stats;
     return `${sink.state} ${st.connections} conn` + (st.dropped ? ` ${st.dropped} dropped` : "")
-      + (st.resent ? ` ${st.resent} resent` : "") + (encode.reinits ? ` ${encode.reinits} reinit` : "");
+      + (st.resent ? ` ${st.resent} resent` : "") + (encode.reinits ? ` ${encode.reinits} reinit` : "")
+      + transportFigures(sink);
   };
   const iterator = inputFrames(opts, source, info, interrupted);
   const frames = new ReadableStream<Frame>({
@@ -584,6 +594,16 @@ async function runLive(
     },
   });
   await frames.pipeThrough(encode).pipeThrough(counted).pipeTo(sink);
+}
+
+/** The transport's own figures for the progress line: RTT for SRT, send bitrate for WebRTC. */
+function transportFigures(sink: PacketSink): string {
+  const stats = (sink as { transportStats?: () => { rttMs?: number; sendBitrateKbps?: number } })
+    .transportStats?.();
+  if (!stats) return "";
+  const rtt = stats.rttMs !== undefined ? ` rtt ${stats.rttMs.toFixed(0)} ms` : "";
+  const rate = stats.sendBitrateKbps !== undefined ? ` send ${stats.sendBitrateKbps.toFixed(0)} kbps` : "";
+  return rtt + rate;
 }
 
 function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
