@@ -78,7 +78,7 @@ export class EdgeEncoder {
   #closeWaiter: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #iterating = false;
-  #sequenceHeader = new Uint8Array(0);
+  #sequenceHeader: Uint8Array = new Uint8Array(0);
   #version = "";
   #codec: "svt-av1" | "rav1e" = "svt-av1";
   #framesIn = 0;

@@ -664,7 +664,13 @@ if (import.meta.main) {
     maxConcurrent: process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : undefined,
   });
   console.log(`av1-stream encode service on ${service.url} (POST /encode, GET /, GET /live)`);
-  const stop = () => void service.close().then(() => process.exit(0));
+  // Close every encode, then let the process end by itself: exiting while encoder workers are still
+  // being torn down has crashed SVT-AV1 in its exit handlers.
+  const stop = () => {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    void service.close();
+  };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }

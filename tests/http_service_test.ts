@@ -6,7 +6,9 @@ import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
 import { collect } from "./_helpers/io_streams.ts";
 
-const Y4M_160 = await collect(testSourceY4m({ width: 160, height: 120, frames: 12 }));
+const Y4M_160 = (await collect(testSourceY4m({ width: 160, height: 120, frames: 12 }))) as Uint8Array<
+  ArrayBuffer
+>;
 
 async function withService(
   options: Parameters<typeof startService>[0],
