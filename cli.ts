@@ -28,6 +28,7 @@ import { fileSink } from "./lib/io/sink.ts";
 import { isTestSourceSpec, parseTestSourceSpec, testSource } from "./lib/io/testsrc.ts";
 import { Y4mReader } from "./lib/io/y4m.ts";
 import { createEncodeStream } from "./lib/stream/encode_stream.ts";
+import { paceFrames } from "./lib/stream/pace.ts";
 import type { DisconnectPolicy, PacketSink } from "./lib/stream/packet_sink.ts";
 import { createSink } from "./lib/stream/sinks.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "./lib/types.ts";
@@ -486,14 +487,8 @@ async function* inputFrames(
   interrupted: () => boolean,
 ): AsyncGenerator<Frame> {
   let n = 0;
-  const started = performance.now();
-  const frameMs = 1000 * info.fps.den / info.fps.num;
-  for await (const frame of source.frames()) {
-    if (opts.realtime) {
-      // A live source: frame n is not there before n frame durations have passed.
-      const due = started + n * frameMs - performance.now();
-      if (due > 0) await new Promise((r) => setTimeout(r, due));
-    }
+  const frames = opts.realtime ? paceFrames(source.frames(), info.fps) : source.frames();
+  for await (const frame of frames) {
     if (interrupted() || (opts.frames !== undefined && n >= opts.frames)) return;
     yield frame;
     n++;
