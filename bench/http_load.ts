@@ -189,7 +189,10 @@ POST a ${width}x${height} Y4M of ${frames} frames (${
   } KiB) to \`/encode?${query}\` until
 ${requests} responses are complete (a 503 is retried). First byte: from the request to the first chunk of the
 response body (the WebM header goes out with the first packet). RSS is the service's (\`GET /stats\`),
-after 20 requests and after all of them.
+after 20 requests and after all of them. Seen with Bun 1.4.5: the service process panics ("abort() called",
+a segmentation fault) within the first 100 requests with 4 concurrent encodes, while 4 × 30 rounds of plain
+encoders without HTTP and 200 requests one at a time run clean; Bun's row is at concurrency 1 until that is
+found (\`--concurrency 1\`).
 
 | runtime | requests | concurrency | seconds | requests/s | frames/s | first byte p50 ms | first byte p99 ms | RSS after 20 MB | RSS after all MB | 503s | live encoders after |
 | ------- | -------: | ----------: | ------: | ---------: | -------: | ----------------: | ----------------: | --------------: | ---------------: | ---: | ------------------: |
