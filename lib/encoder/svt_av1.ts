@@ -30,7 +30,9 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
    * frames only with `enable-force-key-frames=1`, closed-GOP key frames (`irefresh-type=2`), CRF or CQP
    * and random access; this sets the first two (neither changes the bitstream: it stays identical to
    * SvtAv1EncApp's). 1.8 and later need nothing. Default: true wherever the version and the other settings
-   * allow it.
+   * allow it. Where they do not (1.4 with low delay or a bitrate), a requested key frame ends the session
+   * and starts a new one with the same settings, whose first picture is a key frame: it costs the
+   * encoder's start-up time at that frame.
    */
   forceKeyFrames?: boolean;
   /** Any other SvtAv1EncApp long option, passed to `svt_av1_enc_parse_parameter` after the others. */
@@ -226,16 +228,7 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
  * ```
  */
 export class SvtAv1Encoder extends WorkerEncoder {
-  #forceKeyFrames: boolean;
-  #keyPictureNeedsFlag: boolean;
-
-  private constructor(
-    info: VideoInfo,
-    frameSize: number,
-    config: SvtAv1Config,
-    force: boolean,
-    needs: boolean,
-  ) {
+  private constructor(info: VideoInfo, frameSize: number, config: SvtAv1Config) {
     super({
       codec: "svt-av1",
       library: "svt-av1",
@@ -245,8 +238,6 @@ export class SvtAv1Encoder extends WorkerEncoder {
       initConfig: undefined,
       options: config,
     });
-    this.#forceKeyFrames = force;
-    this.#keyPictureNeedsFlag = needs;
   }
 
   /** Checks the configuration, loads SVT-AV1 and starts an encoder on a worker thread. */
@@ -258,7 +249,7 @@ export class SvtAv1Encoder extends WorkerEncoder {
     const force = config.forceKeyFrames ?? (!needs || compatible);
     const params = svtAv1Params({ ...config, forceKeyFrames: force }, needs);
     const frameSize = frameByteLength(info);
-    const enc = new SvtAv1Encoder(info, frameSize, config, force, needs);
+    const enc = new SvtAv1Encoder(info, frameSize, config);
     const init: SvtAv1WorkerConfig = {
       location,
       params,
@@ -273,16 +264,19 @@ export class SvtAv1Encoder extends WorkerEncoder {
         ? { level: SVT_LOG_LEVELS.error, override: false }
         : { level: SVT_LOG_LEVELS[config.logLevel], override: true },
       keepRealtime: config.threadPriority === "realtime",
+      restartForKeyFrames: needs && !force,
     };
     await enc.start(init);
     return enc;
   }
 
   protected keyFramesSupported(): boolean {
-    return this.#forceKeyFrames || !this.#keyPictureNeedsFlag;
+    // Where the library cannot force one, the worker starts a new session instead.
+    return true;
   }
 
   protected keyFrameHint(): string {
+    // Not reached: SVT-AV1 makes every requested key frame, natively or with a new session.
     return "SVT-AV1 1.4 forces key frames only with crf or qp, random access (no lowDelay) and forceKeyFrames: true; "
       + "with these settings use keyint for regular key frames";
   }

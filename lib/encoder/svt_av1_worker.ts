@@ -28,6 +28,12 @@ export interface SvtAv1WorkerConfig {
   logLevel?: { level: number; override: boolean };
   /** Leave SVT-AV1's real-time threads alone (fastest on a contended machine, but stalls the event loop). */
   keepRealtime?: boolean;
+  /**
+   * Where this SVT-AV1 cannot force a key frame with these settings (1.4-1.7 with low delay or a
+   * bitrate), a key frame is made by ending the session and starting a new one with the same settings:
+   * the first picture of a session is always a key frame.
+   */
+  restartForKeyFrames?: boolean;
 }
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
@@ -60,6 +66,7 @@ class SvtAv1Backend implements WorkerBackend {
   #eosSent = false;
   #eosSeen = false;
   #initialized = false;
+  #opened!: ReturnType<typeof openSvtAv1>;
 
   #check(status: number, what: string) {
     if (status !== SvtStatus.ok) {
@@ -74,8 +81,27 @@ class SvtAv1Backend implements WorkerBackend {
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
-    const opened = openSvtAv1(this.#rt, cfg.location);
-    this.#lib = opened.lib;
+    this.#opened = openSvtAv1(this.#rt, cfg.location);
+    this.#lib = this.#opened.lib;
+    this.#start();
+    const s = this.#lib.symbols;
+    const layout = cfg.location.layout;
+    const headerOut = new Uint8Array(8);
+    this.#check(s.svt_av1_enc_stream_header(this.#handle, headerOut), "stream_header");
+    const hdr = new DataView(headerOut.buffer).getBigUint64(0, true);
+    const bh = layout.bufferHeader;
+    const len = this.#rt.readU32(hdr, bh.nFilledLen);
+    const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
+    s.svt_av1_enc_stream_header_release(hdr);
+
+    this.#prepareInput();
+    return { sequenceHeader, version: cfg.location.version.text };
+  }
+
+  /** Creates and initialises the native encoder with the configured parameters. */
+  #start() {
+    const cfg = this.#cfg;
+    const opened = this.#opened;
     const s = this.#lib.symbols;
     const layout = cfg.location.layout;
     this.#config = new Uint8Array(layout.configBytes);
@@ -131,18 +157,10 @@ class SvtAv1Backend implements WorkerBackend {
       this.#check(init, "init");
     }
     this.#initialized = true;
+    this.#sentPictures = 0;
+    this.#eosSent = false;
+    this.#eosSeen = false;
     if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before);
-
-    const headerOut = new Uint8Array(8);
-    this.#check(s.svt_av1_enc_stream_header(this.#handle, headerOut), "stream_header");
-    const hdr = new DataView(headerOut.buffer).getBigUint64(0, true);
-    const bh = layout.bufferHeader;
-    const len = this.#rt.readU32(hdr, bh.nFilledLen);
-    const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
-    s.svt_av1_enc_stream_header_release(hdr);
-
-    this.#prepareInput();
-    return { sequenceHeader, version: cfg.location.version.text };
   }
 
   /** Builds the reusable input header and picture descriptor. */
@@ -170,6 +188,17 @@ class SvtAv1Backend implements WorkerBackend {
   }
 
   send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void) {
+    if (keyFrame && this.#cfg.restartForKeyFrames && this.#sentPictures > 0) {
+      // Finish this session (its packets come out first, in order) and start another: its first
+      // picture is a key frame with the same sequence header.
+      this.finish(emit);
+      this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
+      this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
+      this.#handle = 0n;
+      this.#initialized = false;
+      this.#start();
+      keyFrame = false;
+    }
     const { layout } = this.#cfg.location;
     const bh = layout.bufferHeader;
     const io = layout.ioFormat;
