@@ -64,3 +64,83 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/** What {@linkcode LinkState.drain} waits on: a `node:net` socket's `'drain'` event. */
+export interface DrainEmitter {
+  once(event: "drain", listener: () => void): unknown;
+  off(event: "drain", listener: () => void): unknown;
+}
+
+/**
+ * The bookkeeping a connection-backed {@linkcode Link} shares (TCP, RTMP, WebSocket): the first cause
+ * of failure and `lost`, whether `end()` was called and whether the connection closed, and the waiters
+ * (a pending `end()`, a write waiting for room) that wake when it fails or closes.
+ */
+export class LinkState {
+  /** Why the link failed, once it did. */
+  cause: LinkError | undefined;
+  /** True once `end()` began: a close from then on is the expected one. */
+  ending = false;
+  readonly lost: Promise<LinkError>;
+  #closed = false;
+  #resolveLost!: (e: LinkError) => void;
+  #waiters: (() => void)[] = [];
+  #teardown: () => void;
+
+  /** `teardown` drops the connection at once; it runs on the first failure. */
+  constructor(teardown: () => void) {
+    this.#teardown = teardown;
+    this.lost = new Promise((r) => (this.#resolveLost = r));
+  }
+
+  /** Records the first failure: resolves `lost`, tears the connection down, wakes the waiters. */
+  fail(err: unknown): void {
+    if (this.cause) return;
+    this.cause = asError(err);
+    this.#resolveLost(this.cause);
+    this.#teardown();
+    this.#wake();
+  }
+
+  /** The connection closed; `cause`, when given, fails the link first. Wakes the waiters. */
+  closed(cause?: LinkError): void {
+    this.#closed = true;
+    if (cause) this.fail(cause);
+    this.#wake();
+  }
+
+  /**
+   * Waits for room after a write the socket did not take whole: resolves on `'drain'`, rejects with the
+   * cause once the link failed (after a destroy `'drain'` never comes, so a close wakes it too).
+   */
+  drain(socket: DrainEmitter): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        socket.off("drain", done);
+        if (this.cause) reject(this.cause);
+        else resolve();
+      };
+      socket.once("drain", done);
+      this.#waiters.push(done);
+    });
+  }
+
+  /**
+   * `Link.end()`: rejects with the cause if the link already failed; otherwise marks it ending, calls
+   * `close` (which starts the clean close) and settles once the connection closed.
+   */
+  end(close: () => void): Promise<void> {
+    if (this.cause) return Promise.reject(this.cause);
+    this.ending = true;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => (this.cause ? reject(this.cause) : resolve());
+      if (this.#closed) return done();
+      this.#waiters.push(done);
+      close();
+    });
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+}

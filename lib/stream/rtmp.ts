@@ -12,6 +12,7 @@ import * as net from "node:net";
 import { EncoderError } from "../errors.ts";
 import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
 import { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
+import { SocketLink } from "./tcp.ts";
 
 /** Where to publish: `rtmp://host[:port]/app/key`. */
 export interface RtmpAddress {
@@ -375,21 +376,13 @@ function answerPing(socket: net.Socket, m: RtmpMessage, chunkSize: number) {
 }
 
 /** A publishing connection: FLV tags in, RTMP messages out. */
-class RtmpLink implements Link {
-  #socket: net.Socket;
+class RtmpLink extends SocketLink {
   #reader: ChunkReader;
   #streamId: number;
   #chunkSize: number;
   #address: RtmpAddress;
-  #cause: LinkError | undefined;
-  #ending = false;
-  #accepted = 0;
   #pending = new Uint8Array(0);
   #skipHeader = true;
-  #resolveLost!: (e: LinkError) => void;
-  #closeWaiters: (() => void)[] = [];
-  #closed = false;
-  readonly lost: Promise<LinkError>;
 
   constructor(
     socket: net.Socket,
@@ -398,45 +391,31 @@ class RtmpLink implements Link {
     chunkSize: number,
     address: RtmpAddress,
   ) {
-    this.#socket = socket;
+    super(socket, "The RTMP server");
     this.#reader = reader;
     this.#streamId = streamId;
     this.#chunkSize = chunkSize;
     this.#address = address;
-    this.lost = new Promise((r) => (this.#resolveLost = r));
     socket.on("data", (chunk: Uint8Array) => {
       try {
         for (const m of this.#reader.push(chunk)) this.#onMessage(m);
       } catch (e) {
-        this.#fail(linkError("EPROTO", `Malformed message from the RTMP server: ${asError(e).message}`, e));
+        this.state.fail(
+          linkError("EPROTO", `Malformed message from the RTMP server: ${asError(e).message}`, e),
+        );
       }
-    });
-    socket.on("error", (err) => this.#fail(err));
-    socket.on("end", () => {
-      if (!this.#ending) this.#fail(linkError("EOF", "The RTMP server closed the connection"));
-    });
-    socket.on("close", () => {
-      this.#closed = true;
-      if (!this.#ending) this.#fail(linkError("ECONNRESET", "The connection closed"));
-      for (const w of this.#closeWaiters.splice(0)) w();
     });
   }
 
   #onMessage(m: RtmpMessage) {
-    if (m.type === MSG_USER_CONTROL) return answerPing(this.#socket, m, this.#chunkSize);
+    if (m.type === MSG_USER_CONTROL) return answerPing(this.socket, m, this.#chunkSize);
     const cmd = command(m);
     if (cmd && cmd[0] === "onStatus" && info(cmd).level === "error") {
       const i = info(cmd);
-      this.#fail(linkError("EPROTO", `The RTMP server stopped the stream: ${i.code} ${i.description ?? ""}`));
+      this.state.fail(
+        linkError("EPROTO", `The RTMP server stopped the stream: ${i.code} ${i.description ?? ""}`),
+      );
     }
-  }
-
-  #fail(err: unknown) {
-    if (this.#cause) return;
-    this.#cause = asError(err);
-    this.#resolveLost(this.#cause);
-    this.#socket.destroy();
-    for (const w of this.#closeWaiters.splice(0)) w();
   }
 
   /** Turns the complete FLV tags in `bytes` (after the FLV header) into RTMP messages. */
@@ -484,38 +463,14 @@ class RtmpLink implements Link {
     return out;
   }
 
-  write(bytes: Uint8Array): Promise<void> {
-    if (this.#cause) return Promise.reject(this.#cause);
-    let ok = true;
-    for (const m of this.#messages(bytes)) {
-      this.#accepted += m.length;
-      ok = this.#socket.write(m);
-    }
-    if (ok) return Promise.resolve();
-    // After a destroy 'drain' never comes: wait for 'close' too.
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        this.#socket.off("drain", done);
-        if (this.#cause) reject(this.#cause);
-        else resolve();
-      };
-      this.#socket.once("drain", done);
-      this.#closeWaiters.push(done);
-    });
+  override write(bytes: Uint8Array): Promise<void> {
+    if (this.state.cause) return Promise.reject(this.state.cause);
+    return this.send(this.#messages(bytes));
   }
 
-  progress() {
-    const pending = this.#socket.writableLength;
-    return { pending, flushed: this.#accepted - pending };
-  }
-
-  end(): Promise<void> {
-    if (this.#cause) return Promise.reject(this.#cause);
-    this.#ending = true;
-    return new Promise<void>((resolve, reject) => {
-      const done = () => (this.#cause ? reject(this.#cause) : resolve());
-      if (this.#closed) return done();
-      this.#closeWaiters.push(done);
+  /** Unpublishes and deletes the stream, then ends the connection. */
+  override end(): Promise<void> {
+    return this.state.end(() => {
       const key = this.#address.key;
       for (
         const [values, sid] of [
@@ -523,15 +478,11 @@ class RtmpLink implements Link {
           [["deleteStream", 7, null, this.#streamId], 0],
         ] as [AmfValue[], number][]
       ) {
-        this.#socket.write(
+        this.socket.write(
           chunkMessage(CS_COMMAND, MSG_COMMAND_AMF0, sid, 0, encodeAmf0(values), this.#chunkSize),
         );
       }
-      this.#socket.end();
+      this.socket.end();
     });
-  }
-
-  destroy(cause: Error): void {
-    this.#fail(cause);
   }
 }

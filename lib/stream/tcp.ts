@@ -7,7 +7,7 @@
 
 import * as net from "node:net";
 import { EncoderError } from "../errors.ts";
-import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
+import { type Link, type LinkError, linkError, LinkState, type Transport } from "./link.ts";
 
 /** Parses `tcp://host:port` (or `host:port`). */
 export function parseTcpUrl(url: string): { host: string; port: number } {
@@ -48,78 +48,64 @@ function connectTcp(host: string, port: number, timeout: number): Promise<Link> 
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
-      resolve(new TcpLink(socket));
+      // Read and discard what the peer sends: without a reader its FIN would never show as 'end'.
+      socket.on("data", () => {});
+      resolve(new SocketLink(socket, "The peer"));
     });
   });
 }
 
-class TcpLink implements Link {
-  #socket: net.Socket;
-  #cause: LinkError | undefined;
-  #ending = false;
-  #accepted = 0;
-  #resolveLost!: (e: LinkError) => void;
-  #closeWaiters: (() => void)[] = [];
-  #closed = false;
+/**
+ * A {@linkcode Link} over a connected `node:net` socket: TCP's, and the base of RTMP's. The peer's FIN
+ * or a close before `end()` fails it; `end()` resolves once the peer's FIN answered ours and the socket
+ * closed.
+ */
+export class SocketLink implements Link {
+  protected readonly socket: net.Socket;
+  protected readonly state: LinkState;
   readonly lost: Promise<LinkError>;
+  #accepted = 0;
 
-  constructor(socket: net.Socket) {
-    this.#socket = socket;
-    this.lost = new Promise((r) => (this.#resolveLost = r));
-    // Read and discard what the peer sends: without a reader its FIN would never show as 'end'.
-    socket.on("data", () => {});
-    socket.on("error", (err) => this.#fail(err));
+  /** `peer` names the other side in the message of an early close: `"The peer"`, `"The RTMP server"`. */
+  constructor(socket: net.Socket, peer: string) {
+    this.socket = socket;
+    this.state = new LinkState(() => socket.destroy());
+    this.lost = this.state.lost;
+    socket.on("error", (err) => this.state.fail(err));
     socket.on("end", () => {
-      if (!this.#ending) this.#fail(linkError("EOF", "The peer closed the connection"));
+      if (!this.state.ending) this.state.fail(linkError("EOF", `${peer} closed the connection`));
     });
     socket.on("close", () => {
-      this.#closed = true;
-      if (!this.#ending) this.#fail(linkError("ECONNRESET", "The connection closed"));
-      for (const w of this.#closeWaiters.splice(0)) w();
+      this.state.closed(this.state.ending ? undefined : linkError("ECONNRESET", "The connection closed"));
     });
-  }
-
-  #fail(err: unknown) {
-    if (this.#cause) return;
-    this.#cause = asError(err);
-    this.#resolveLost(this.#cause);
-    this.#socket.destroy();
-    for (const w of this.#closeWaiters.splice(0)) w();
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    if (this.#cause) return Promise.reject(this.#cause);
-    this.#accepted += bytes.length;
-    if (this.#socket.write(bytes)) return Promise.resolve();
-    // After a destroy 'drain' never comes: wait for 'close' too.
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        this.#socket.off("drain", done);
-        if (this.#cause) reject(this.#cause);
-        else resolve();
-      };
-      this.#socket.once("drain", done);
-      this.#closeWaiters.push(done);
-    });
+    if (this.state.cause) return Promise.reject(this.state.cause);
+    return this.send([bytes]);
   }
 
-  progress() {
-    const pending = this.#socket.writableLength;
+  /** Writes `chunks` to the socket; resolves at once if it took them, else once it drained. */
+  protected send(chunks: Uint8Array[]): Promise<void> {
+    let ok = true;
+    for (const chunk of chunks) {
+      this.#accepted += chunk.length;
+      ok = this.socket.write(chunk);
+    }
+    if (ok) return Promise.resolve();
+    return this.state.drain(this.socket);
+  }
+
+  progress(): { pending: number; flushed: number } {
+    const pending = this.socket.writableLength;
     return { pending, flushed: this.#accepted - pending };
   }
 
   end(): Promise<void> {
-    if (this.#cause) return Promise.reject(this.#cause);
-    this.#ending = true;
-    return new Promise<void>((resolve, reject) => {
-      const done = () => (this.#cause ? reject(this.#cause) : resolve());
-      if (this.#closed) return done();
-      this.#closeWaiters.push(done);
-      this.#socket.end();
-    });
+    return this.state.end(() => this.socket.end());
   }
 
   destroy(cause: Error): void {
-    this.#fail(cause);
+    this.state.fail(cause);
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { asError, type Link, type LinkError, linkError, sleep, type Transport } from "./link.ts";
+import { asError, type Link, type LinkError, linkError, LinkState, sleep, type Transport } from "./link.ts";
 
 /** Options of {@linkcode webSocketTransport}. */
 export interface WebSocketTransportOptions {
@@ -50,78 +50,58 @@ class WebSocketLink implements Link {
   #ws: WebSocket;
   #highWaterMark: number;
   #sent = 0;
-  #cause: LinkError | undefined;
-  #ending = false;
-  #resolveLost!: (e: LinkError) => void;
-  #closeWaiters: (() => void)[] = [];
-  #closed = false;
+  #state: LinkState;
   readonly lost: Promise<LinkError>;
 
   constructor(ws: WebSocket, highWaterMark: number) {
     this.#ws = ws;
     this.#highWaterMark = highWaterMark;
-    this.lost = new Promise((r) => (this.#resolveLost = r));
+    this.#state = new LinkState(() => {
+      try {
+        ws.close();
+      } catch { /* already closing */ }
+    });
+    this.lost = this.#state.lost;
     ws.onmessage = () => {};
     ws.onerror = (e) =>
-      this.#fail(
+      this.#state.fail(
         linkError("ECONNRESET", `WebSocket error: ${(e as ErrorEvent).message ?? "connection failed"}`),
       );
     ws.onclose = (e) => {
-      this.#closed = true;
       // Only the peer's echo of our 1000 confirms the end. When the closes cross (the peer closed first,
       // dropping what we sent meanwhile) Deno reports 1005 and the tail must be resent.
-      const clean = this.#ending && e.code === 1000;
-      if (!clean) {
-        this.#fail(
-          linkError(
-            this.#ending ? "ECONNRESET" : "EOF",
-            `The WebSocket closed (code ${e.code}${e.reason ? `: ${e.reason}` : ""})`,
-          ),
-        );
-      }
-      for (const w of this.#closeWaiters.splice(0)) w();
+      const clean = this.#state.ending && e.code === 1000;
+      this.#state.closed(
+        clean ? undefined : linkError(
+          this.#state.ending ? "ECONNRESET" : "EOF",
+          `The WebSocket closed (code ${e.code}${e.reason ? `: ${e.reason}` : ""})`,
+        ),
+      );
     };
   }
 
-  #fail(err: LinkError) {
-    if (this.#cause) return;
-    this.#cause = err;
-    this.#resolveLost(err);
-    try {
-      this.#ws.close();
-    } catch { /* already closing */ }
-    for (const w of this.#closeWaiters.splice(0)) w();
-  }
-
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.#cause) throw this.#cause;
+    if (this.#state.cause) throw this.#state.cause;
     this.#ws.send(bytes as Uint8Array<ArrayBuffer>);
     this.#sent += bytes.length;
     // No drain event in the WebSocket API: poll until the queue is below the mark.
     for (let wait = 1; this.#ws.bufferedAmount > this.#highWaterMark; wait = Math.min(wait * 2, 20)) {
-      if (this.#cause) throw this.#cause;
+      if (this.#state.cause) throw this.#state.cause;
       await sleep(wait);
     }
-    if (this.#cause) throw this.#cause;
+    if (this.#state.cause) throw this.#state.cause;
   }
 
-  progress() {
+  progress(): { pending: number; flushed: number } {
     const pending = this.#ws.bufferedAmount;
     return { pending, flushed: this.#sent - pending };
   }
 
   end(): Promise<void> {
-    if (this.#cause) return Promise.reject(this.#cause);
-    this.#ending = true;
-    return new Promise<void>((resolve, reject) => {
-      const done = () => (this.#cause ? reject(this.#cause) : resolve());
-      if (this.#closed) return done();
-      this.#closeWaiters.push(done);
-      this.#ws.close(1000, "end of stream");
-    });
+    return this.#state.end(() => this.#ws.close(1000, "end of stream"));
   }
 
   destroy(cause: Error): void {
-    this.#fail(cause);
+    this.#state.fail(cause);
   }
 }
