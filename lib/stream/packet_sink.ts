@@ -376,7 +376,10 @@ class SinkCore {
   #enforceBound() {
     while (this.#overBound()) {
       if (this.#retained.length) {
-        this.#releaseOldestGroup();
+        const released = this.#releaseOldestGroup();
+        // While the peer is gone a released group will not be resent: the peer may never have read it,
+        // so it counts as dropped (it may have arrived before the link died; nothing can tell).
+        if (!this.#link) this.#dropped(released.entries, "buffer-full");
         continue;
       }
       const next = this.#queue.findIndex((e, i) => i > 0 && e.packet.keyFrame);
@@ -394,9 +397,10 @@ class SinkCore {
     }
   }
 
-  #releaseOldestGroup() {
+  #releaseOldestGroup(): Group {
     const g = this.#retained.shift()!;
     this.#retainedBytes -= g.bytes;
+    return g;
   }
 
   close(): Promise<void> {
