@@ -4,6 +4,8 @@
  * @module
  */
 
+import { EncoderError } from "../errors.ts";
+
 /** Why a bounded read stopped early. */
 export type ShortRead = { kind: "eof"; got: number } | { kind: "too-long"; got: number };
 
@@ -146,4 +148,60 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
 /** True when a read came back short. */
 export function isShort<T extends Uint8Array>(r: T | ShortRead): r is ShortRead {
   return !(r instanceof Uint8Array);
+}
+
+/**
+ * What the Y4M and IVF readers share around their frame parsing: `frames()` may be called once and not
+ * after `close()`; the iteration ends at a clean end of input, when the reader is closed, or on an
+ * error, and closes the reader whichever way it ends; `close()` cancels the input once.
+ */
+export class FrameIteration<T> {
+  #bytes: ByteStreamReader;
+  #reader: string;
+  #iterating = false;
+  #closed = false;
+
+  /** `reader` names the reader in errors: `"Y4mReader"`, `"IvfReader"`. */
+  constructor(bytes: ByteStreamReader, reader: string) {
+    this.#bytes = bytes;
+    this.#reader = reader;
+  }
+
+  /** True once closed or read to the end. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The reader's `frames()`: `read(index)` gives frame `index`, or `undefined` at a clean end of input. */
+  frames(read: (index: number) => Promise<T | undefined>): AsyncIterableIterator<T> {
+    if (this.#iterating) {
+      throw new EncoderError(
+        "INVALID_STATE",
+        `${this.#reader}.frames() was already called: open a new reader to read again`,
+      );
+    }
+    if (this.#closed) throw new EncoderError("CLOSED", `${this.#reader} is closed: open a new reader`);
+    this.#iterating = true;
+    return this.#generate(read);
+  }
+
+  async *#generate(read: (index: number) => Promise<T | undefined>): AsyncGenerator<T> {
+    try {
+      for (let index = 0;; index++) {
+        if (this.#closed) return;
+        const frame = await read(index);
+        if (frame === undefined) return;
+        yield frame;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stops reading and cancels the input with `reason`, releasing its lock; idempotent. */
+  async close(reason?: unknown): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#bytes.cancel(reason);
+  }
 }

@@ -6,7 +6,7 @@
 
 import { EncoderError } from "../errors.ts";
 import type { Packet, Rational, VideoInfo } from "../types.ts";
-import { ByteStreamReader, isShort } from "./byte_reader.ts";
+import { ByteStreamReader, FrameIteration, isShort } from "./byte_reader.ts";
 import { type ByteSink, toByteSink } from "./sink.ts";
 
 /** Bytes of the IVF file header. */
@@ -287,12 +287,12 @@ export class IvfWriter implements AsyncDisposable {
 export class IvfReader implements AsyncDisposable {
   #bytes: ByteStreamReader;
   #header: IvfHeader;
-  #iterating = false;
-  #closed = false;
+  #iteration: FrameIteration<IvfFrame>;
 
   private constructor(bytes: ByteStreamReader, header: IvfHeader) {
     this.#bytes = bytes;
     this.#header = header;
+    this.#iteration = new FrameIteration(bytes, "IvfReader");
   }
 
   /** Reads and checks the file header. */
@@ -335,57 +335,41 @@ export class IvfReader implements AsyncDisposable {
 
   /** Frames in order; iterate once. A truncated frame throws `INVALID_INPUT`. */
   frames(): AsyncIterableIterator<IvfFrame> {
-    if (this.#iterating) {
-      throw new EncoderError(
-        "INVALID_STATE",
-        "IvfReader.frames() was already called: open a new reader to read again",
-      );
-    }
-    if (this.#closed) throw new EncoderError("CLOSED", "IvfReader is closed: open a new reader");
-    this.#iterating = true;
-    return this.#generate();
+    return this.#iteration.frames((index) => this.#readFrame(index));
   }
 
-  async *#generate(): AsyncGenerator<IvfFrame> {
-    try {
-      for (let index = 0;; index++) {
-        if (this.#closed) return;
-        const head = await this.#bytes.readExactly(IVF_FRAME_HEADER_SIZE);
-        if (isShort(head)) {
-          if (head.got === 0) return;
-          throw new EncoderError(
-            "INVALID_INPUT",
-            `IVF frame ${index} header is truncated: got ${head.got} of ${IVF_FRAME_HEADER_SIZE} bytes. The file is incomplete`,
-          );
-        }
-        const view = new DataView(head.buffer);
-        const size = view.getUint32(0, true);
-        const timestamp = Number(view.getBigInt64(4, true));
-        if (size > IVF_MAX_FRAME_BYTES) {
-          throw new EncoderError(
-            "INVALID_INPUT",
-            `IVF frame ${index} claims ${size} bytes, more than the ${IVF_MAX_FRAME_BYTES} allowed: the file is corrupt`,
-          );
-        }
-        const data = await this.#bytes.readExactly(size);
-        if (isShort(data)) {
-          throw new EncoderError(
-            "INVALID_INPUT",
-            `IVF frame ${index} is truncated: got ${data.got} of ${size} bytes. The file is incomplete`,
-          );
-        }
-        yield { data, timestamp };
-      }
-    } finally {
-      await this.close();
+  /** Frame `index`, or `undefined` at the end of the file. */
+  async #readFrame(index: number): Promise<IvfFrame | undefined> {
+    const head = await this.#bytes.readExactly(IVF_FRAME_HEADER_SIZE);
+    if (isShort(head)) {
+      if (head.got === 0) return undefined;
+      throw new EncoderError(
+        "INVALID_INPUT",
+        `IVF frame ${index} header is truncated: got ${head.got} of ${IVF_FRAME_HEADER_SIZE} bytes. The file is incomplete`,
+      );
     }
+    const view = new DataView(head.buffer);
+    const size = view.getUint32(0, true);
+    const timestamp = Number(view.getBigInt64(4, true));
+    if (size > IVF_MAX_FRAME_BYTES) {
+      throw new EncoderError(
+        "INVALID_INPUT",
+        `IVF frame ${index} claims ${size} bytes, more than the ${IVF_MAX_FRAME_BYTES} allowed: the file is corrupt`,
+      );
+    }
+    const data = await this.#bytes.readExactly(size);
+    if (isShort(data)) {
+      throw new EncoderError(
+        "INVALID_INPUT",
+        `IVF frame ${index} is truncated: got ${data.got} of ${size} bytes. The file is incomplete`,
+      );
+    }
+    return { data, timestamp };
   }
 
   /** Stops reading and cancels the input; idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#bytes.cancel();
+  close(): Promise<void> {
+    return this.#iteration.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -7,7 +7,7 @@
 
 import { EncoderError } from "../errors.ts";
 import { type ChromaPosition, type Frame, frameByteLength, type Rational, type VideoInfo } from "../types.ts";
-import { ByteStreamReader, isShort } from "./byte_reader.ts";
+import { ByteStreamReader, FrameIteration, isShort } from "./byte_reader.ts";
 
 const MAGIC = "YUV4MPEG2 ";
 const MAGIC_BYTES = new TextEncoder().encode(MAGIC);
@@ -230,13 +230,13 @@ export class Y4mReader implements AsyncDisposable, Disposable {
   #bytes: ByteStreamReader;
   #info: Y4mInfo;
   #frameSize: number;
-  #iterating = false;
-  #closed = false;
+  #iteration: FrameIteration<Y4mFrame>;
 
   private constructor(bytes: ByteStreamReader, info: Y4mInfo) {
     this.#bytes = bytes;
     this.#info = info;
     this.#frameSize = frameByteLength(info);
+    this.#iteration = new FrameIteration(bytes, "Y4mReader");
   }
 
   /** Reads and checks the stream header; the stream is locked to this reader until `close()`. */
@@ -288,7 +288,7 @@ export class Y4mReader implements AsyncDisposable, Disposable {
 
   /** True once closed or read to the end. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#iteration.closed;
   }
 
   /**
@@ -296,69 +296,51 @@ export class Y4mReader implements AsyncDisposable, Disposable {
    * A truncated last frame or a damaged `FRAME` marker throws an `INVALID_INPUT` error.
    */
   frames(): AsyncIterableIterator<Y4mFrame> {
-    if (this.#iterating) {
-      throw new EncoderError(
-        "INVALID_STATE",
-        "Y4mReader.frames() was already called: open a new reader to read again",
-      );
-    }
-    if (this.#closed) throw new EncoderError("CLOSED", "Y4mReader is closed: open a new reader");
-    this.#iterating = true;
-    return this.#generate();
+    return this.#iteration.frames((index) => this.#readFrame(index));
   }
 
-  async *#generate(): AsyncGenerator<Y4mFrame> {
-    try {
-      for (let index = 0;; index++) {
-        if (this.#closed) return;
-        const line = await this.#bytes.readLine(Y4M_MAX_HEADER_BYTES);
-        if (isShort(line)) {
-          if (line.kind === "eof" && line.got === 0) return;
-          throw invalid(
-            line.kind === "too-long"
-              ? `Y4M frame ${index} has no FRAME marker line (no newline in ${Y4M_MAX_HEADER_BYTES} bytes): the stream is corrupt`
-              : `Y4M stream ends inside the FRAME marker of frame ${index}: the stream is truncated`,
-          );
-        }
-        if (!startsWithFrameWord(line)) {
-          throw invalid(
-            `Y4M frame ${index} does not start with "FRAME" (found ${printable(line)} at byte `
-              + `${
-                this.#bytes.offset - line.length - 1
-              }): the stream is corrupt or its header has the wrong size`,
-          );
-        }
-        const data = await this.#bytes.readExactly(this.#frameSize);
-        if (isShort(data)) {
-          throw invalid(
-            `Y4M frame ${index} is truncated: got ${data.got} of ${this.#frameSize} bytes. `
-              + "The input ended early; re-create or re-download it",
-          );
-        }
-        const frame: Y4mFrame = { data, timestamp: index, duration: 1 };
-        if (line.length > FRAME_BYTES.length) {
-          const params = decoder.decode(line.subarray(FRAME_BYTES.length + 1)).trim();
-          if (params) frame.frameParams = params;
-        }
-        yield frame;
-      }
-    } finally {
-      await this.close();
+  /** Frame `index`, or `undefined` at the end of the stream. */
+  async #readFrame(index: number): Promise<Y4mFrame | undefined> {
+    const line = await this.#bytes.readLine(Y4M_MAX_HEADER_BYTES);
+    if (isShort(line)) {
+      if (line.kind === "eof" && line.got === 0) return undefined;
+      throw invalid(
+        line.kind === "too-long"
+          ? `Y4M frame ${index} has no FRAME marker line (no newline in ${Y4M_MAX_HEADER_BYTES} bytes): the stream is corrupt`
+          : `Y4M stream ends inside the FRAME marker of frame ${index}: the stream is truncated`,
+      );
     }
+    if (!startsWithFrameWord(line)) {
+      throw invalid(
+        `Y4M frame ${index} does not start with "FRAME" (found ${printable(line)} at byte `
+          + `${
+            this.#bytes.offset - line.length - 1
+          }): the stream is corrupt or its header has the wrong size`,
+      );
+    }
+    const data = await this.#bytes.readExactly(this.#frameSize);
+    if (isShort(data)) {
+      throw invalid(
+        `Y4M frame ${index} is truncated: got ${data.got} of ${this.#frameSize} bytes. `
+          + "The input ended early; re-create or re-download it",
+      );
+    }
+    const frame: Y4mFrame = { data, timestamp: index, duration: 1 };
+    if (line.length > FRAME_BYTES.length) {
+      const params = decoder.decode(line.subarray(FRAME_BYTES.length + 1)).trim();
+      if (params) frame.frameParams = params;
+    }
+    return frame;
   }
 
   /** Stops reading, cancels the input stream and releases its lock; idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#bytes.cancel();
+  close(): Promise<void> {
+    return this.#iteration.close();
   }
 
   /** Like `close()`, passing a reason to the input stream. */
-  async cancel(reason?: unknown): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#bytes.cancel(reason);
+  cancel(reason?: unknown): Promise<void> {
+    return this.#iteration.close(reason);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
