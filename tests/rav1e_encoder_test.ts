@@ -5,18 +5,9 @@ import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
-import { encodeAll } from "./_helpers/encode.ts";
+import { assertRefusesAfterFlushAndClose, encodeAll, rejectsWith } from "./_helpers/encode.ts";
 
 const fast = { speed: 10, lowLatency: true, rdoLookahead: 1 } as const;
-
-async function rejectsWith(p: Promise<unknown> | (() => Promise<unknown>), code: string, pattern: RegExp) {
-  await assert.rejects(typeof p === "function" ? p() : p, (e: unknown) => {
-    assert.ok(e instanceof EncoderError, `expected EncoderError, got ${e}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 test("Rav1eEncoder flushes every frame into one packet each, in input order, with timestamps carried", async () => {
   // The default lookahead reorders frames inside rav1e: packets still come out one per input frame.
@@ -106,14 +97,7 @@ test("Rav1eEncoder holds encode() back while nobody reads packets, then finishes
 
 test("Rav1eEncoder refuses encode after flush and after close; close is idempotent", async () => {
   const src = testSource({ width: 64, height: 48, frames: 2 });
-  const enc = await Rav1eEncoder.create({ ...src.info, ...fast });
-  await encodeAll(enc, src.frames());
-  await rejectsWith(enc.encode(src.frame(0)), "INVALID_STATE", /after flush\(\).*new encoder/);
-  await enc.close();
-  await enc.close();
-  assert.equal(enc.closed, true);
-  await rejectsWith(enc.encode(src.frame(0)), "CLOSED", /closed; create a new one/);
-  await rejectsWith(enc.flush(), "CLOSED", /closed/);
+  await assertRefusesAfterFlushAndClose(await Rav1eEncoder.create({ ...src.info, ...fast }), src);
 });
 
 test("Rav1eEncoder with no frames flushes to an empty stream; an unused encoder closes", async () => {

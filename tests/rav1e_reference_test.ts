@@ -2,45 +2,34 @@
 // same IVF frame payloads out. The CLI's default psychovisual tuning changes a setting the C API cannot
 // reach, so both sides use tune psnr. Runs in whichever runtime runs the tests (npm test runs both).
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { isKeyFramePacket } from "../lib/av1/obu.ts";
 import { type Rav1eConfig, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { fileReadable } from "../lib/io/file_stream.ts";
-import { readIvf } from "../lib/io/ivf.ts";
-import { testSourceY4m } from "../lib/io/testsrc.ts";
 import { Y4mReader } from "../lib/io/y4m.ts";
-import { dav1dFrameCount, encodeAll, needs, run, tempPath } from "./_helpers/encode.ts";
-import { collect } from "./_helpers/io_streams.ts";
+import {
+  assertSamePackets as assertSame,
+  dav1dFrameCount,
+  encodeAll,
+  encodeY4mFile,
+  needs,
+  referencePayloads,
+  tempPath,
+  y4mTestFile,
+} from "./_helpers/encode.ts";
 
-async function y4mFile(options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 | 12 }) {
-  const path = tempPath(`rav1e-src-${options.width}x${options.height}-${options.bitDepth ?? 8}.y4m`);
-  writeFileSync(path, await collect(testSourceY4m(options)));
-  return path;
+function y4mFile(options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 | 12 }) {
+  return y4mTestFile("rav1e-src-", options);
 }
 
-async function payloads(path: string): Promise<Uint8Array[]> {
-  return (await readIvf(new Uint8Array(readFileSync(path)))).frames.map((f) => f.data);
-}
-
-async function ours(input: string, config: Omit<Rav1eConfig, "width" | "height">, keys = new Set<number>()) {
-  const reader = await Y4mReader.open(await fileReadable(input));
-  await using enc = await Rav1eEncoder.create({ ...reader.info, ...config });
-  return (await encodeAll(enc, reader.frames(), keys)).map((p) => p.data);
+function ours(input: string, config: Omit<Rav1eConfig, "width" | "height">, keys = new Set<number>()) {
+  return encodeY4mFile(input, (info) => Rav1eEncoder.create({ ...info, ...config }), keys);
 }
 
 function reference(input: string, args: string[]): Promise<Uint8Array[]> {
   const out = tempPath("rav1e-ref.ivf");
-  const r = run("rav1e", [input, "-o", out, "-y", "--tune", "Psnr", ...args]);
-  assert.equal(r.code, 0, r.stderr);
-  return payloads(out);
-}
-
-function assertSame(a: Uint8Array[], b: Uint8Array[]) {
-  assert.equal(a.length, b.length, "packet count");
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Buffer.from(a[i]).equals(Buffer.from(b[i])), `packet ${i} differs`);
-  }
+  return referencePayloads("rav1e", [input, "-o", out, "-y", "--tune", "Psnr", ...args], out);
 }
 
 test(

@@ -3,20 +3,17 @@ import { writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
-import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
-import { dav1dFrameCount, encodeAll, needs, tempPath } from "./_helpers/encode.ts";
+import {
+  assertRefusesAfterFlushAndClose,
+  dav1dFrameCount,
+  encodeAll,
+  needs,
+  rejectsWith,
+  tempPath,
+} from "./_helpers/encode.ts";
 
 const small = { width: 160, height: 120, fps: { num: 30, den: 1 }, preset: 12, crf: 45 };
-
-async function rejectsWith(p: Promise<unknown> | (() => Promise<unknown>), code: string, pattern: RegExp) {
-  await assert.rejects(typeof p === "function" ? p() : p, (e: unknown) => {
-    assert.ok(e instanceof EncoderError, `expected EncoderError, got ${e}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 test("SvtAv1Encoder encodes every frame into one packet each, in order, with timestamps carried", async () => {
   const src = testSource({ width: 160, height: 120, frames: 12 });
@@ -181,14 +178,7 @@ test("SvtAv1Encoder rejects frames of the wrong size and non-byte data", async (
 
 test("SvtAv1Encoder refuses encode after flush and after close; close is idempotent", async () => {
   const src = testSource({ width: 160, height: 120, frames: 2 });
-  const enc = await SvtAv1Encoder.create({ ...src.info, preset: 12 });
-  await encodeAll(enc, src.frames());
-  await rejectsWith(enc.encode(src.frame(0)), "INVALID_STATE", /after flush\(\).*new encoder/);
-  await enc.close();
-  await enc.close();
-  assert.equal(enc.closed, true);
-  await rejectsWith(enc.encode(src.frame(0)), "CLOSED", /closed; create a new one/);
-  await rejectsWith(enc.flush(), "CLOSED", /closed/);
+  await assertRefusesAfterFlushAndClose(await SvtAv1Encoder.create({ ...src.info, preset: 12 }), src);
 });
 
 test("SvtAv1Encoder with no frames flushes to an empty stream and closes", async () => {

@@ -4,41 +4,31 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { type SvtAv1Config, SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
-import { fileReadable } from "../lib/io/file_stream.ts";
 import { readIvf } from "../lib/io/ivf.ts";
-import { testSourceY4m } from "../lib/io/testsrc.ts";
-import { Y4mReader } from "../lib/io/y4m.ts";
-import { dav1dFrameCount, encodeAll, needs, run, scriptCommand, tempPath } from "./_helpers/encode.ts";
-import { collect } from "./_helpers/io_streams.ts";
+import {
+  assertSamePackets as assertSame,
+  dav1dFrameCount,
+  encodeY4mFile,
+  ivfPayloads as payloads,
+  needs,
+  referencePayloads,
+  run,
+  scriptCommand,
+  tempPath,
+  y4mTestFile,
+} from "./_helpers/encode.ts";
 
-async function y4mFile(options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 }) {
-  const path = tempPath(`src-${options.width}x${options.height}-${options.bitDepth ?? 8}.y4m`);
-  writeFileSync(path, await collect(testSourceY4m(options)));
-  return path;
+function y4mFile(options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 }) {
+  return y4mTestFile("src-", options);
 }
 
-async function payloads(path: string): Promise<Uint8Array[]> {
-  return (await readIvf(new Uint8Array(readFileSync(path)))).frames.map((f) => f.data);
-}
-
-async function ours(input: string, config: Omit<SvtAv1Config, "width" | "height">, keys = new Set<number>()) {
-  const reader = await Y4mReader.open(await fileReadable(input));
-  await using enc = await SvtAv1Encoder.create({ ...reader.info, ...config });
-  return (await encodeAll(enc, reader.frames(), keys)).map((p) => p.data);
+function ours(input: string, config: Omit<SvtAv1Config, "width" | "height">, keys = new Set<number>()) {
+  return encodeY4mFile(input, (info) => SvtAv1Encoder.create({ ...info, ...config }), keys);
 }
 
 function reference(input: string, args: string[]): Promise<Uint8Array[]> {
   const out = tempPath("ref.ivf");
-  const r = run("SvtAv1EncApp", ["-i", input, "-b", out, ...args]);
-  assert.equal(r.code, 0, r.stderr);
-  return payloads(out);
-}
-
-function assertSame(a: Uint8Array[], b: Uint8Array[]) {
-  assert.equal(a.length, b.length, "packet count");
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Buffer.from(a[i]).equals(Buffer.from(b[i])), `packet ${i} differs`);
-  }
+  return referencePayloads("SvtAv1EncApp", ["-i", input, "-b", out, ...args], out);
 }
 
 test(

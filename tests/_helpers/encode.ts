@@ -2,12 +2,19 @@
  * Helpers for encoder tests: reference tools, temporary files, and encoding a source to a list of packets.
  * @module
  */
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
+import { EncoderError } from "../../lib/errors.ts";
+import { fileReadable } from "../../lib/io/file_stream.ts";
+import { readIvf } from "../../lib/io/ivf.ts";
+import { type TestSource, testSourceY4m } from "../../lib/io/testsrc.ts";
+import { type Y4mInfo, Y4mReader } from "../../lib/io/y4m.ts";
 import type { EncodeOptions, Encoder, Frame, Packet } from "../../lib/types.ts";
+import { collect, tempPath } from "./io_streams.ts";
 
-export { tempPath } from "./io_streams.ts";
+export { tempPath };
 
 /** Path of a tool on PATH, or undefined. */
 export function toolPath(name: string): string | undefined {
@@ -71,4 +78,73 @@ export async function encodeAll(
 export function scriptCommand(script: string, args: string[]): [string, string[]] {
   const isDeno = "Deno" in globalThis;
   return isDeno ? [process.execPath, ["run", "-A", script, ...args]] : [process.execPath, [script, ...args]];
+}
+
+/** Asserts that `p` (or what it returns) rejects with an `EncoderError` of `code` whose message matches. */
+export async function rejectsWith(
+  p: Promise<unknown> | (() => Promise<unknown>),
+  code: string,
+  pattern: RegExp,
+): Promise<void> {
+  await assert.rejects(typeof p === "function" ? p() : p, (e: unknown) => {
+    assert.ok(e instanceof EncoderError, `expected EncoderError, got ${e}`);
+    assert.equal(e.code, code);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+/**
+ * Encodes every frame of `src` and flushes, then checks the encoder refuses `encode()` after the flush,
+ * closes twice, and refuses `encode()` and `flush()` once closed.
+ */
+export async function assertRefusesAfterFlushAndClose(enc: Encoder, src: TestSource): Promise<void> {
+  await encodeAll(enc, src.frames());
+  await rejectsWith(enc.encode(src.frame(0)), "INVALID_STATE", /after flush\(\).*new encoder/);
+  await enc.close();
+  await enc.close();
+  assert.equal(enc.closed, true);
+  await rejectsWith(enc.encode(src.frame(0)), "CLOSED", /closed; create a new one/);
+  await rejectsWith(enc.flush(), "CLOSED", /closed/);
+}
+
+/** Writes the test source as a Y4M file, `${prefix}WxH-bitDepth.y4m` in the temporary folder; returns its path. */
+export async function y4mTestFile(
+  prefix: string,
+  options: { width: number; height: number; frames: number; bitDepth?: 8 | 10 | 12 },
+): Promise<string> {
+  const path = tempPath(`${prefix}${options.width}x${options.height}-${options.bitDepth ?? 8}.y4m`);
+  writeFileSync(path, await collect(testSourceY4m(options)));
+  return path;
+}
+
+/** The frame payloads of an IVF file. */
+export async function ivfPayloads(path: string): Promise<Uint8Array[]> {
+  return (await readIvf(new Uint8Array(readFileSync(path)))).frames.map((f) => f.data);
+}
+
+/** Encodes a Y4M file with the encoder `create` makes for its header (key frames forced at `keyFrames`); the packets' payloads. */
+export async function encodeY4mFile(
+  input: string,
+  create: (info: Y4mInfo) => Promise<Encoder>,
+  keyFrames: Set<number> = new Set(),
+): Promise<Uint8Array[]> {
+  const reader = await Y4mReader.open(await fileReadable(input));
+  await using enc = await create(reader.info);
+  return (await encodeAll(enc, reader.frames(), keyFrames)).map((p) => p.data);
+}
+
+/** Runs a reference encoder that writes the IVF file `out`, checks it exited 0, and gives the payloads. */
+export function referencePayloads(cmd: string, args: string[], out: string): Promise<Uint8Array[]> {
+  const r = run(cmd, args);
+  assert.equal(r.code, 0, r.stderr);
+  return ivfPayloads(out);
+}
+
+/** Asserts two packet lists are byte-identical, packet by packet. */
+export function assertSamePackets(a: Uint8Array[], b: Uint8Array[]): void {
+  assert.equal(a.length, b.length, "packet count");
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Buffer.from(a[i]).equals(Buffer.from(b[i])), `packet ${i} differs`);
+  }
 }
