@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import * as net from "node:net";
 import { test } from "node:test";
 import { isKeyFramePacket, stripTemporalDelimiters } from "../lib/av1/mod.ts";
 import { fmp4StreamFormat, webmStreamFormat } from "../lib/container/live.ts";
@@ -22,6 +21,7 @@ import {
   tempPath,
 } from "./_helpers/container_media.ts";
 import { concat, memoryWritable } from "./_helpers/io_streams.ts";
+import { freePort } from "./_helpers/tcp_peer.ts";
 
 /** Drives a format like a sink does: one connection's header, packets and (optionally) end. */
 async function connection(format: StreamFormat, packets: Packet[], end: boolean): Promise<Uint8Array> {
@@ -29,17 +29,6 @@ async function connection(format: StreamFormat, packets: Packet[], end: boolean)
   for (const p of packets) parts.push(await format.packet(p));
   if (end && format.end) parts.push(await format.end());
   return concat(...parts);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 test("live WebM over TCP: ffmpeg reads it from a socket, copies every packet and decodes every frame", {

@@ -4,19 +4,8 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { connect, createServer } from "node:net";
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { connect } from "node:net";
+import { freePort } from "./tcp_peer.ts";
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

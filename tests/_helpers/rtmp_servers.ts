@@ -13,18 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dav1dFrameCount } from "./encode.ts";
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, TcpPeer } from "./tcp_peer.ts";
 
 const NMS_DIR = fileURLToPath(new URL("../../node_modules/node-media-server", import.meta.url));
 
@@ -196,61 +185,28 @@ export class FlvReader {
 }
 
 /** A TCP gate: forwards connections to `target` while listening; `kill()` resets all and stops listening. */
-export class TcpGate {
-  port = 0;
+export class TcpGate extends TcpPeer {
   readonly target: number;
   connections = 0;
-  #server: net.Server | undefined;
-  #sockets = new Set<net.Socket>();
 
   constructor(target: number) {
+    super();
     this.target = target;
   }
 
-  get listening(): boolean {
-    return this.#server !== undefined;
-  }
-
-  listen(): Promise<void> {
-    const server = net.createServer((client) => {
-      this.connections++;
-      const upstream = net.connect({ host: "127.0.0.1", port: this.target });
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on("error", () => {});
-        s.on("close", () => {
-          this.#sockets.delete(s);
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    this.#server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.port, "127.0.0.1", () => {
-        this.port = (server.address() as net.AddressInfo).port;
-        resolve();
+  protected accept(client: net.Socket): void {
+    this.connections++;
+    const upstream = net.connect({ host: "127.0.0.1", port: this.target });
+    for (const s of [client, upstream]) {
+      this.track(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        upstream.destroy();
       });
-    });
-  }
-
-  async kill(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) {
-      const r = s as net.Socket & { resetAndDestroy?: () => void };
-      if (r.resetAndDestroy) r.resetAndDestroy();
-      else s.destroy();
     }
-    this.#sockets.clear();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-
-  close(): Promise<void> {
-    return this.kill();
+    client.pipe(upstream);
+    upstream.pipe(client);
   }
 }
 

@@ -7,6 +7,7 @@
 
 import * as http from "node:http";
 import * as net from "node:net";
+import { TcpPeer } from "./tcp_peer.ts";
 
 /** What one connection received. */
 export interface Received {
@@ -68,17 +69,18 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** A TCP peer on 127.0.0.1 that records each connection, and can be killed, restarted and stalled. */
-export class TcpReceiver {
+export class TcpReceiver extends TcpPeer {
   readonly connections: Received[] = [];
-  port = 0;
   /** Called with each connection's record and its socket after every chunk. */
   onData: ((conn: Received, socket: net.Socket, index: number) => void) | undefined;
   /** Connections with these indexes never read: a stalled peer. */
   stallConnections = new Set<number>();
   /** Connections with these indexes never answer the client's FIN. */
   silentConnections = new Set<number>();
-  #server: net.Server | undefined;
-  #sockets = new Set<net.Socket>();
+
+  constructor() {
+    super({ allowHalfOpen: true });
+  }
 
   static async start(): Promise<TcpReceiver> {
     const r = new TcpReceiver();
@@ -86,57 +88,25 @@ export class TcpReceiver {
     return r;
   }
 
-  get listening(): boolean {
-    return this.#server !== undefined;
-  }
-
-  listen(): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      const index = this.connections.length;
-      const conn: Received = { chunks: [], bytes: 0, ended: false };
-      this.connections.push(conn);
-      this.#sockets.add(socket);
-      socket.on("error", () => {});
-      socket.on("close", () => this.#sockets.delete(socket));
-      if (this.stallConnections.has(index)) {
-        socket.pause();
-        return;
-      }
-      socket.on("data", (chunk: Uint8Array) => {
-        conn.chunks.push(new Uint8Array(chunk));
-        conn.bytes += chunk.length;
-        this.onData?.(conn, socket, index);
-      });
-      socket.on("end", () => {
-        conn.ended = true;
-        if (!this.silentConnections.has(index)) socket.end();
-      });
-    });
-    this.#server = server;
-    return new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.port, "127.0.0.1", () => {
-        this.port = (server.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
-  }
-
-  /** Stops listening and resets (RST) every open connection. */
-  async kill(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) {
-      const r = s as net.Socket & { resetAndDestroy?: () => void };
-      if (r.resetAndDestroy) r.resetAndDestroy();
-      else s.destroy();
+  protected accept(socket: net.Socket): void {
+    const index = this.connections.length;
+    const conn: Received = { chunks: [], bytes: 0, ended: false };
+    this.connections.push(conn);
+    this.track(socket);
+    socket.on("error", () => {});
+    if (this.stallConnections.has(index)) {
+      socket.pause();
+      return;
     }
-    this.#sockets.clear();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-
-  close(): Promise<void> {
-    return this.kill();
+    socket.on("data", (chunk: Uint8Array) => {
+      conn.chunks.push(new Uint8Array(chunk));
+      conn.bytes += chunk.length;
+      this.onData?.(conn, socket, index);
+    });
+    socket.on("end", () => {
+      conn.ended = true;
+      if (!this.silentConnections.has(index)) socket.end();
+    });
   }
 }
 
