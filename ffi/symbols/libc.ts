@@ -11,10 +11,8 @@ export const libcSymbols = {
   sched_getscheduler: { parameters: ["i32"], result: "i32" },
   // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  // int capget(cap_user_header_t hdrp, cap_user_data_t datap);
-  capget: { parameters: ["buffer", "buffer"], result: "i32" },
-  // int capset(cap_user_header_t hdrp, const cap_user_data_t datap);
-  capset: { parameters: ["buffer", "buffer"], result: "i32" },
+  // long syscall(long number, ...); called with three integer arguments (raw setresuid)
+  syscall: { parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   // int setenv(const char *name, const char *value, int overwrite);
   setenv: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   // int setpriority(int which, id_t who, int prio);
@@ -24,11 +22,9 @@ export const libcSymbols = {
 /** Linux scheduling policies. */
 export const SchedPolicy = { other: 0, fifo: 1, rr: 2, batch: 3, idle: 5 } as const;
 
-/** `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set. */
-export const CAPABILITY_VERSION_3 = 0x20080522;
-
-/** `CAP_SYS_NICE`: what lets a root thread make itself real-time. */
-export const CAP_SYS_NICE = 23;
+/** `SYS_setresuid` by architecture: the raw call changes the calling thread's ids only (glibc's wrapper
+ * changes every thread's). */
+export const SYS_SETRESUID: Record<string, number> = { x64: 117, arm64: 147 };
 
 /** `PRIO_PROCESS` for setpriority: on Linux a thread id names one thread. */
 export const PRIO_PROCESS = 0;

@@ -7,11 +7,10 @@
 import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import { libcSymbols } from "../../ffi/symbols/libc.ts";
 import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
-import { demoteRealtimeThreads, threadIds, withoutRealtimePrivilege } from "./realtime_threads.ts";
+import { asNonRoot, demoteRealtimeThreads, libc, threadIds } from "./realtime_threads.ts";
 import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. */
@@ -41,13 +40,8 @@ const hex = (n: number) => "0x" + (n >>> 0).toString(16);
 
 /** SVT-AV1 reads `SVT_LOG` from the C environment when a handle is created. */
 function setLogLevel(rt: FfiRuntime, level: number, override: boolean) {
-  try {
-    const libc = rt.open("libc.so.6", libcSymbols);
-    libc.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), override ? 1 : 0);
-    libc.close();
-  } catch {
-    // Without libc's setenv the library keeps its default level.
-  }
+  // Without libc's setenv the library keeps its default level.
+  libc(rt)?.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), override ? 1 : 0);
 }
 
 class SvtAv1Backend implements WorkerBackend {
@@ -108,7 +102,7 @@ class SvtAv1Backend implements WorkerBackend {
     const handleOut = new Uint8Array(8);
     const before = threadIds();
     // Unless asked to keep them, SVT-AV1 must not make this thread and its own threads real-time.
-    const guard = <T>(fn: () => T): T => (cfg.keepRealtime ? fn() : withoutRealtimePrivilege(this.#rt, fn));
+    const guard = <T>(fn: () => T): T => (cfg.keepRealtime ? fn() : asNonRoot(this.#rt, fn));
     const status = guard(() =>
       opened.kind === 1
         ? opened.lib.symbols.svt_av1_enc_init_handle(handleOut, 0n, this.#config)

@@ -17,6 +17,9 @@ export interface HostOptions {
   maxQueuedPackets?: number;
 }
 
+/** Encoder start-ups in this thread, one after another. */
+let startQueue: Promise<void> = Promise.resolve();
+
 interface Pending {
   resolve(): void;
   reject(e: unknown): void;
@@ -82,10 +85,16 @@ export abstract class WorkerEncoder implements Encoder {
 
   /** Starts the worker's encoder; resolves once it is ready or rejects with its error. */
   protected start(initConfig: unknown): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#readyWaiter = { resolve, reject };
-      this.#post({ t: "init", config: initConfig });
-    }).catch(async (e) => {
+    // One encoder starts at a time in this thread: SVT-AV1 fills tables shared by the whole process while
+    // it initialises, and concurrent start-ups made it report "Pointer ... is set before" errors.
+    const started = startQueue.then(() =>
+      new Promise<void>((resolve, reject) => {
+        this.#readyWaiter = { resolve, reject };
+        this.#post({ t: "init", config: initConfig });
+      })
+    );
+    startQueue = started.catch(() => {});
+    return started.catch(async (e) => {
       this.#worker.terminate();
       this.#state = "closed";
       throw e;
