@@ -274,9 +274,16 @@ const machine = [
 ];
 const table = [...header, ...rows].join("\n");
 console.log(table);
+// Only this benchmark's section is rewritten: others (chunked, HTTP service) add sections of their own.
+const resultsPath = `${root}bench/results.md`;
+const ours = `## SVT-AV1 against SvtAv1EncApp\n\nWritten by \`npm run bench\` (bench/run.ts).\n\n${
+  machine.join("\n")
+}\n\n${table}\n`;
+const previous = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "# Benchmark results\n";
+const sections = previous.split(/^(?=## )/m);
+const head = sections[0].startsWith("## ") ? "# Benchmark results\n\n" : sections.shift()!;
+const others = sections.filter((x) => !x.startsWith("## SVT-AV1 against SvtAv1EncApp"));
 writeFileSync(
-  `${root}bench/results.md`,
-  `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.ts).\n\n${
-    machine.join("\n")
-  }\n\n${table}\n`,
+  resultsPath,
+  [head.trimEnd() + "\n\n", ours, ...others.map((x) => "\n" + x.trimEnd() + "\n")].join(""),
 );
