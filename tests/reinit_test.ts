@@ -11,7 +11,6 @@ import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { createSink, tcpSink } from "../lib/stream/sinks.ts";
-import type { Frame } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
 import {
   dav1dPublishFrames,
@@ -20,36 +19,11 @@ import {
   publishes,
   TcpGate,
 } from "./_helpers/rtmp_servers.ts";
+import { gatedFrames, milestones } from "./_helpers/sink_harness.ts";
 import { FAKE_INFO, FakeEncoder, fakeFrame, fakePacketInfo } from "./_helpers/stream_fake_encoder.ts";
-import { joined, parseIvfStream, TcpReceiver, until } from "./_helpers/stream_servers.ts";
+import { joined, parseIvfStream, TcpReceiver } from "./_helpers/stream_servers.ts";
 
 const fast = { initialDelay: 20, maxDelay: 200, jitter: 0 } as const;
-
-/** A source of `count` frames made by `make`, waiting for `gates[n]()` before frame `n`. */
-function gated(
-  count: number,
-  make: (n: number) => Frame,
-  gates: Record<number, () => Promise<unknown>>,
-): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(c) {
-      await gates[n]?.();
-      if (n >= count) return c.close();
-      c.enqueue(make(n++));
-    },
-  }, { highWaterMark: 0 });
-}
-
-function milestones(
-  sink: { on<K extends keyof SinkEvents>(t: K, l: (e: SinkEvents[K]) => void): () => void },
-) {
-  return {
-    connected: until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 1),
-    disconnected: until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true),
-    reconnected: until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 2),
-  };
-}
 
 test("reinit: a fresh encoder starts the new connection at the next frame, timestamps continuing", async () => {
   const rx = await TcpReceiver.start();
@@ -72,7 +46,7 @@ test("reinit: a fresh encoder starts the new connection at the next frame, times
   sink.on("reinit", (e) => reinits.push(e));
   const m = milestones(sink);
   // Frames 40 to 99 are made while the peer is away; it is back before frame 100.
-  await gated(200, fakeFrame, {
+  await gatedFrames(200, fakeFrame, {
     0: () => m.connected,
     40: () => rx.kill().then(() => m.disconnected),
     100: () => (rx.listen(), m.reconnected),
@@ -110,7 +84,7 @@ test("reinit: packets of the old encoder still in flight are dropped, not sent o
     ...fast,
   });
   const m = milestones(sink);
-  await gated(120, fakeFrame, {
+  await gatedFrames(120, fakeFrame, {
     0: () => m.connected,
     30: () => rx.kill().then(() => m.disconnected),
     70: () => (rx.listen(), m.reconnected),
@@ -168,7 +142,7 @@ test(
       ...fast,
     });
     const m = milestones(sink);
-    await gated(120, (n) => source.frame(n), {
+    await gatedFrames(120, (n) => source.frame(n), {
       0: () => m.connected,
       30: () => rx.kill().then(() => m.disconnected),
       60: () => (rx.listen(), m.reconnected),
@@ -202,7 +176,7 @@ test(
         ...fast,
       });
       const m = milestones(sink);
-      await gated(120, (n) => source.frame(n), {
+      await gatedFrames(120, (n) => source.frame(n), {
         0: () => m.connected,
         30: () => gate.kill().then(() => server.kill()).then(() => m.disconnected),
         60: async () => {

@@ -7,7 +7,7 @@ import { findSequenceHeader, parseAv1C, stripTemporalDelimiters } from "../lib/a
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { PacketSink, SinkEvents } from "../lib/stream/packet_sink.ts";
+import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { createSink } from "../lib/stream/sinks.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
@@ -20,6 +20,7 @@ import {
   publishes,
   TcpGate,
 } from "./_helpers/rtmp_servers.ts";
+import { gatedFrames, record } from "./_helpers/sink_harness.ts";
 import { sameBytes, until } from "./_helpers/stream_servers.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 150 });
@@ -40,14 +41,7 @@ async function fileEncode(): Promise<Packet[]> {
 
 /** Frames of the test source, waiting for `gates[n]()` before frame `n`. */
 function frames(gates: Record<number, () => Promise<unknown>> = {}): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(c) {
-      await gates[n]?.();
-      if (n >= source.info.frameCount!) return c.close();
-      c.enqueue(source.frame(n++));
-    },
-  }, { highWaterMark: 0 });
+  return gatedFrames(source.info.frameCount!, (n) => source.frame(n), gates);
 }
 
 /** The server, a gate in front of its RTMP port, and a player attached to `/live/test`. */
@@ -115,12 +109,6 @@ function assertSameAsFileEncode(list: Publish[], expected: Packet[]) {
       `frame ${p.timestamp} differs`,
     );
   }
-}
-
-function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
-  const events: SinkEvents[K][] = [];
-  sink.on(type, (e) => events.push(e));
-  return events;
 }
 
 test(

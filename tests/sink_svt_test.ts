@@ -8,10 +8,10 @@ import { test } from "node:test";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { tcpSink } from "../lib/stream/sinks.ts";
 import type { Frame, Packet } from "../lib/types.ts";
-import { dedupe, joined, parseIvfStream, sameBytes, TcpReceiver, until } from "./_helpers/stream_servers.ts";
+import { gatedFrames, milestones } from "./_helpers/sink_harness.ts";
+import { dedupe, joined, parseIvfStream, sameBytes, TcpReceiver } from "./_helpers/stream_servers.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 120 });
 const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
@@ -28,14 +28,7 @@ async function fileEncode(): Promise<Packet[]> {
 
 /** Frames of the test source, waiting for `gates[n]()` before frame `n`. */
 function frames(gates: Record<number, () => Promise<unknown>> = {}): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(c) {
-      await gates[n]?.();
-      if (n >= source.info.frameCount!) return c.close();
-      c.enqueue(source.frame(n++));
-    },
-  }, { highWaterMark: 0 });
+  return gatedFrames(source.info.frameCount!, (n) => source.frame(n), gates);
 }
 
 /** How many frames dav1d decodes from an IVF file and how many it holds. */
@@ -91,9 +84,7 @@ test("svt-av1 → tcp drop: every connection decodes with dav1d, no frame missin
     onKeyFrameNeeded: () => encode.requestKeyFrame(),
     ...fast,
   });
-  const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 1);
-  const disconnected = until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true);
-  const reconnected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 2);
+  const { connected, disconnected, reconnected } = milestones(sink);
   await frames({ 0: () => connected, 45: () => disconnected, 75: () => (rx.listen(), reconnected) })
     .pipeThrough(encode).pipeTo(sink);
   await rx.close();

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { EncoderError } from "../lib/errors.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { PacketSink, SinkEvents } from "../lib/stream/packet_sink.ts";
 import { tcpSink } from "../lib/stream/sinks.ts";
 import type { Frame, Packet } from "../lib/types.ts";
+import { gatedFrames, milestones, record } from "./_helpers/sink_harness.ts";
 import {
   FAKE_INFO,
   FakeEncoder,
@@ -13,7 +13,7 @@ import {
   fakeFrameSource,
   fakePacketInfo,
 } from "./_helpers/stream_fake_encoder.ts";
-import { dedupe, joined, parseIvfStream, sameBytes, TcpReceiver, until } from "./_helpers/stream_servers.ts";
+import { dedupe, joined, parseIvfStream, sameBytes, TcpReceiver } from "./_helpers/stream_servers.ts";
 
 const fast = { initialDelay: 20, maxDelay: 200, jitter: 0 } as const;
 
@@ -32,25 +32,7 @@ async function fileEncode(
 
 /** A source of `count` fake frames that runs `gates[n]()` and waits for it before frame `n`. */
 function gatedSource(count: number, gates: Record<number, () => Promise<unknown>>): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(controller) {
-      await gates[n]?.();
-      if (n >= count) return controller.close();
-      controller.enqueue(fakeFrame(n++));
-    },
-  }, { highWaterMark: 0 });
-}
-
-/** Promises of sink events: the first connection, the first disconnect, the second connection. */
-function milestones(
-  sink: { on<K extends keyof SinkEvents>(t: K, l: (e: SinkEvents[K]) => void): () => void },
-) {
-  return {
-    connected: until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 1),
-    disconnected: until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true),
-    reconnected: until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 2),
-  };
+  return gatedFrames(count, fakeFrame, gates);
 }
 
 /** Every connection is a valid IVF stream starting with a key frame whose frames reference only frames before them on it. */
@@ -76,12 +58,6 @@ function assertEachConnectionDecodable(
       }
     }
   }
-}
-
-function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
-  const events: SinkEvents[K][] = [];
-  sink.on(type, (e) => events.push(e));
-  return events;
 }
 
 test("tcp block: a peer killed and restarted mid-stream receives every frame of the file encode", async () => {

@@ -4,10 +4,11 @@ import { test } from "node:test";
 import { locateSrt, SRT_SONAMES } from "../ffi/load.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { PacketSink, SinkEvents } from "../lib/stream/packet_sink.ts";
+import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { parseSrtUrl, sockaddr, srtSink, validateSrtOptions } from "../lib/stream/srt.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
+import { gatedFrames, record } from "./_helpers/sink_harness.ts";
 import { freeUdpPort, splitIvfStreams, SrtReceiver } from "./_helpers/srt_receiver.ts";
 import { FAKE_INFO, FakeEncoder, fakeFrame, fakePacketInfo } from "./_helpers/stream_fake_encoder.ts";
 import {
@@ -70,32 +71,12 @@ function assertEachConnectionDecodable(conns: Received[]) {
 }
 
 function gatedSource(count: number, gates: Record<number, () => Promise<unknown>>): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(controller) {
-      await gates[n]?.();
-      if (n >= count) return controller.close();
-      controller.enqueue(fakeFrame(n++));
-    },
-  }, { highWaterMark: 0 });
+  return gatedFrames(count, fakeFrame, gates);
 }
 
 /** `count` fake frames, one every `ms`. */
 function pacedSource(count: number, ms: number): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(controller) {
-      if (n >= count) return controller.close();
-      if (n > 0) await new Promise((r) => setTimeout(r, ms));
-      controller.enqueue(fakeFrame(n++));
-    },
-  }, { highWaterMark: 0 });
-}
-
-function record<K extends keyof SinkEvents>(sink: PacketSink, type: K): SinkEvents[K][] {
-  const events: SinkEvents[K][] = [];
-  sink.on(type, (e) => events.push(e));
-  return events;
+  return gatedFrames(count, fakeFrame, {}, ms);
 }
 
 async function assertBlockDeliveredEverything(rx: SrtReceiver, count: number, packetSize: number) {

@@ -8,19 +8,12 @@ import { test } from "node:test";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { srtSink } from "../lib/stream/srt.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
+import { gatedFrames, milestones } from "./_helpers/sink_harness.ts";
 import { splitIvfStreams, SrtReceiver } from "./_helpers/srt_receiver.ts";
-import {
-  dedupe,
-  joined,
-  parseIvfStream,
-  type Received,
-  sameBytes,
-  until,
-} from "./_helpers/stream_servers.ts";
+import { dedupe, joined, parseIvfStream, type Received, sameBytes } from "./_helpers/stream_servers.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 120 });
 const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
@@ -44,15 +37,7 @@ async function fileEncode(): Promise<Packet[]> {
 
 /** Frames of the test source, one every `ms`, waiting for `gates[n]()` before frame `n`. */
 function frames(ms: number, gates: Record<number, () => Promise<unknown>> = {}): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(c) {
-      await gates[n]?.();
-      if (n >= source.info.frameCount!) return c.close();
-      if (n > 0 && ms > 0) await new Promise((r) => setTimeout(r, ms));
-      c.enqueue(source.frame(n++));
-    },
-  }, { highWaterMark: 0 });
+  return gatedFrames(source.info.frameCount!, (n) => source.frame(n), gates, ms);
 }
 
 function connections(rx: SrtReceiver): Received[] {
@@ -125,9 +110,7 @@ test("svt-av1 → srt drop: every connection decodes with dav1d from its first f
     onKeyFrameNeeded: () => encode.requestKeyFrame(),
     ...fast,
   });
-  const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 1);
-  const disconnected = until<SinkEvents["disconnect"]>((cb) => sink.on("disconnect", cb), () => true);
-  const reconnected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), (e) => e.connection === 2);
+  const { connected, disconnected, reconnected } = milestones(sink);
   await frames(0, {
     0: () => connected,
     45: async () => {

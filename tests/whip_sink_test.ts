@@ -15,6 +15,7 @@ import { SrtSink } from "../lib/stream/srt.ts";
 import { type WhipBitrateEvent, WhipSink, whipSink } from "../lib/stream/whip.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
+import { gatedFrames } from "./_helpers/sink_harness.ts";
 import { until } from "./_helpers/stream_servers.ts";
 import { toSection5, WhipEndpoint, type WhipFrame } from "./_helpers/whip_endpoint.ts";
 
@@ -29,17 +30,13 @@ function frames(
   ms: number,
   gates: Record<number, () => Promise<unknown>> = {},
 ): ReadableStream<Frame> {
-  let n = 0;
-  return new ReadableStream<Frame>({
-    async pull(c) {
-      await gates[n]?.();
-      if (n >= count) return c.close();
-      if (n > 0) await new Promise((r) => setTimeout(r, ms));
-      // The source repeats after its 60 frames; timestamps go on.
-      c.enqueue({ ...source.frame(n % source.info.frameCount!), timestamp: n });
-      n++;
-    },
-  }, { highWaterMark: 0 });
+  // The source repeats after its 60 frames; timestamps go on.
+  return gatedFrames(
+    count,
+    (n) => ({ ...source.frame(n % source.info.frameCount!), timestamp: n }),
+    gates,
+    ms,
+  );
 }
 
 function decode(list: WhipFrame[]): number {
