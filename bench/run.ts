@@ -268,9 +268,12 @@ const machine = [
   `- SVT-AV1 library ${svt.version.text} (${svt.path}); ${version("SvtAv1EncApp", ["--version"])}`,
   `- ${version(bin("deno"), ["--version"])}; Bun ${version(bin("bun"), ["--version"])}`,
   `- Best of ${runs} alternating runs; wall time of the whole process, runtime start-up included.`,
-  '- As root, SVT-AV1 makes its threads SCHED_FIFO 99; av1-stream demotes them (threadPriority "batch") so the',
-  "  event loop stays responsive. Our default contenders are compared with the app run without CAP_SYS_NICE",
-  "  (`setpriv --bounding-set=-sys_nice`, the same scheduling); the real-time contender with the app as root.",
+  "- As root, SVT-AV1 makes its threads SCHED_FIFO 99; av1-stream creates it under a non-root effective id",
+  '  and runs its threads at SCHED_BATCH (threadPriority "batch") so the event loop stays responsive. Our',
+  "  default contenders are compared with the app run without CAP_SYS_NICE (`setpriv",
+  "  --bounding-set=-sys_nice`, the same scheduling); the real-time contender with the app as root.",
+  "- Lag is the worst of all runs of a 1 ms interval timer on the caller's thread; other work on the",
+  "  machine shows up in it.",
 ];
 const table = [...header, ...rows].join("\n");
 console.log(table);

@@ -117,6 +117,9 @@ export class LinkState {
     return new Promise<void>((resolve, reject) => {
       const done = () => {
         socket.off("drain", done);
+        // Leave the waiters too: a long congested connection would otherwise collect one per write.
+        const i = this.#waiters.indexOf(done);
+        if (i >= 0) this.#waiters.splice(i, 1);
         if (this.cause) reject(this.cause);
         else resolve();
       };
