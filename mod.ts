@@ -30,9 +30,8 @@ export {
   type SvtAv1Location,
 } from "./ffi/load.ts";
 export * from "./lib/av1/mod.ts";
-export * from "./lib/container/mod.ts";
-export * from "./lib/webcodecs/mod.ts";
 export * from "./lib/chunked/mod.ts";
+export * from "./lib/container/mod.ts";
 export { type CommonConfig } from "./lib/encoder/config.ts";
 export { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder, rav1eSettings } from "./lib/encoder/rav1e.ts";
 export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
@@ -53,3 +52,4 @@ export {
   type Rational,
   type VideoInfo,
 } from "./lib/types.ts";
+export * from "./lib/webcodecs/mod.ts";
