@@ -6,13 +6,12 @@
  * Usage: deno run -A bench/run.ts [--runs N] [--quick]
  * @module
  */
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import process from "node:process";
 import { locateSvtAv1 } from "../ffi/load.ts";
-import { fileSink } from "../lib/io/sink.ts";
-import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { clip, type Measure, measure, writeResultsSection } from "./harness.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const tmp = `${root}bench/tmp`;
@@ -51,72 +50,6 @@ const cases: Case[] = [
     target: 1.05,
   },
 ];
-
-/** Writes the clip: ffmpeg's testsrc2 when available (what the facts were measured on), else ours. */
-async function clip(c: Case): Promise<string> {
-  const path = `${tmp}/${c.width}x${c.height}-${c.frames}.y4m`;
-  if (existsSync(path)) return path;
-  const size = `${c.width}x${c.height}`;
-  const ff = spawnSync("ffmpeg", [
-    ...["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=30`],
-    ...["-frames:v", String(c.frames), "-pix_fmt", "yuv420p", "-y", path],
-  ]);
-  if (ff.status !== 0) {
-    const sink = await fileSink(path);
-    const reader = testSourceY4m({ width: c.width, height: c.height, frames: c.frames }).getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) await sink.write(r.value);
-    await sink.close();
-  }
-  return path;
-}
-
-interface Measure {
-  seconds: number;
-  peakRssMB: number;
-  maxLagMs?: number;
-  createLagMs?: number;
-}
-
-/** Runs a command, sampling its peak RSS (VmHWM) from /proc while it runs. */
-function measure(cmd: string, args: string[]): Promise<Measure> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(cmd, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SVT_LOG: "1" },
-    });
-    let hwm = 0;
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    const sample = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
-        if (m) hwm = Math.max(hwm, Number(m[1]) / 1024);
-      } catch { /* it has exited */ }
-    }, 10);
-    child.on("close", (code) => {
-      clearInterval(sample);
-      const seconds = (performance.now() - started) / 1000;
-      if (code !== 0) {
-        return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${stderr.slice(-500)}`));
-      }
-      const line = stdout.trim().split("\n").pop() ?? "";
-      if (line.startsWith("{")) {
-        // The API script reports its own lag and peak RSS; the wall time here includes runtime start-up.
-        const r = JSON.parse(line);
-        return resolve({
-          seconds,
-          peakRssMB: Math.max(hwm, r.peakRssMB),
-          maxLagMs: r.maxLagMs,
-          createLagMs: r.createLagMs,
-        });
-      }
-      resolve({ seconds, peakRssMB: hwm });
-    });
-  });
-}
 
 interface Contender {
   name: string;
@@ -215,7 +148,7 @@ function version(cmd: string, args: string[]): string {
 const rows: string[] = [];
 const svt = await locateSvtAv1();
 for (const c of cases) {
-  const input = await clip(c);
+  const input = await clip(tmp, c);
   const best = new Map<string, Measure>();
   // Alternate the contenders run by run so that machine load hits them alike.
   for (let r = 0; r < runs; r++) {
@@ -277,16 +210,8 @@ const machine = [
 ];
 const table = [...header, ...rows].join("\n");
 console.log(table);
-// Only this benchmark's section is rewritten: others (chunked, HTTP service) add sections of their own.
-const resultsPath = `${root}bench/results.md`;
-const ours = `## SVT-AV1 against SvtAv1EncApp\n\nWritten by \`npm run bench\` (bench/run.ts).\n\n${
-  machine.join("\n")
-}\n\n${table}\n`;
-const previous = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "# Benchmark results\n";
-const sections = previous.split(/^(?=## )/m);
-const head = sections[0].startsWith("## ") ? "# Benchmark results\n\n" : sections.shift()!;
-const others = sections.filter((x) => !x.startsWith("## SVT-AV1 against SvtAv1EncApp"));
-writeFileSync(
-  resultsPath,
-  [head.trimEnd() + "\n\n", ours, ...others.map((x) => "\n" + x.trimEnd() + "\n")].join(""),
+writeResultsSection(
+  `${root}bench/results.md`,
+  "SVT-AV1 against SvtAv1EncApp",
+  `Written by \`npm run bench\` (bench/run.ts).\n\n${machine.join("\n")}\n\n${table}\n`,
 );

@@ -1,0 +1,95 @@
+/**
+ * What the benchmarks share: the clips they encode and a child process measured from outside (wall time,
+ * peak RSS sampled from /proc, and the lag an API script reports on its last line).
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { fileSink } from "../lib/io/sink.ts";
+import { testSourceY4m } from "../lib/io/testsrc.ts";
+
+/** Writes the clip: ffmpeg's testsrc2 when available (what the facts were measured on), else ours. */
+export async function clip(
+  tmp: string,
+  c: { width: number; height: number; frames: number },
+): Promise<string> {
+  const path = `${tmp}/${c.width}x${c.height}-${c.frames}.y4m`;
+  if (existsSync(path)) return path;
+  const size = `${c.width}x${c.height}`;
+  const ff = spawnSync("ffmpeg", [
+    ...["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=30`],
+    ...["-frames:v", String(c.frames), "-pix_fmt", "yuv420p", "-y", path],
+  ]);
+  if (ff.status !== 0) {
+    const sink = await fileSink(path);
+    const reader = testSourceY4m({ width: c.width, height: c.height, frames: c.frames }).getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) await sink.write(r.value);
+    await sink.close();
+  }
+  return path;
+}
+
+export interface Measure {
+  seconds: number;
+  peakRssMB: number;
+  maxLagMs?: number;
+  createLagMs?: number;
+}
+
+/** Runs a command, sampling its peak RSS (VmHWM) from /proc while it runs. */
+export function measure(cmd: string, args: string[]): Promise<Measure> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(cmd, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SVT_LOG: "1" },
+    });
+    let hwm = 0;
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const sample = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        if (m) hwm = Math.max(hwm, Number(m[1]) / 1024);
+      } catch { /* it has exited */ }
+    }, 10);
+    child.on("close", (code) => {
+      clearInterval(sample);
+      const seconds = (performance.now() - started) / 1000;
+      if (code !== 0) {
+        return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${stderr.slice(-500)}`));
+      }
+      const line = stdout.trim().split("\n").pop() ?? "";
+      if (line.startsWith("{")) {
+        // The API script reports its own lag and peak RSS; the wall time here includes runtime start-up.
+        const r = JSON.parse(line);
+        return resolve({
+          seconds,
+          peakRssMB: Math.max(hwm, r.peakRssMB),
+          maxLagMs: r.maxLagMs,
+          createLagMs: r.createLagMs,
+        });
+      }
+      resolve({ seconds, peakRssMB: hwm });
+    });
+  });
+}
+
+/**
+ * Rewrites one `## title` section of bench/results.md and keeps the others, which other benchmarks
+ * (chunked, HTTP service, rav1e) write.
+ */
+export function writeResultsSection(path: string, title: string, body: string): void {
+  const previous = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n";
+  const sections = previous.split(/^(?=## )/m);
+  const head = sections[0].startsWith("## ") ? "# Benchmark results\n\n" : sections.shift()!;
+  const others = sections.filter((x) => !x.startsWith(`## ${title}\n`));
+  const ours = `## ${title}\n\n${body.trimEnd()}\n`;
+  writeFileSync(
+    path,
+    [head.trimEnd() + "\n\n", ours, ...others.map((x) => "\n" + x.trimEnd() + "\n")].join(""),
+  );
+}
