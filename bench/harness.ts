@@ -93,3 +93,39 @@ export function writeResultsSection(path: string, title: string, body: string): 
     [head.trimEnd() + "\n\n", ours, ...others.map((x) => "\n" + x.trimEnd() + "\n")].join(""),
   );
 }
+
+/** One command a benchmark compares, built for the clip at hand. */
+export interface Contender<C> {
+  name: string;
+  command(input: string, c: C): [string, string[]];
+}
+
+/**
+ * Runs every contender `runs` times on one clip, alternating them run by run so that machine load hits
+ * them alike, and keeps the best wall time and the worst peak RSS and lag of each.
+ */
+export async function bestOf<C extends { name: string }>(
+  contenders: Contender<C>[],
+  input: string,
+  c: C,
+  runs: number,
+): Promise<Map<string, Measure>> {
+  const worst = (a: number | undefined, b: number | undefined) =>
+    b === undefined ? undefined : Math.max(a ?? 0, b);
+  const best = new Map<string, Measure>();
+  for (let r = 0; r < runs; r++) {
+    for (const k of contenders) {
+      const [cmd, args] = k.command(input, c);
+      const m = await measure(cmd, args);
+      const prev = best.get(k.name);
+      best.set(k.name, {
+        seconds: Math.min(prev?.seconds ?? Infinity, m.seconds),
+        peakRssMB: Math.max(prev?.peakRssMB ?? 0, m.peakRssMB),
+        maxLagMs: worst(prev?.maxLagMs, m.maxLagMs),
+        createLagMs: worst(prev?.createLagMs, m.createLagMs),
+      });
+      process.stderr.write(`${c.name} run ${r + 1}/${runs} ${k.name}: ${m.seconds.toFixed(2)} s\n`);
+    }
+  }
+  return best;
+}

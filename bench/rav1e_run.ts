@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import process from "node:process";
 import { locateRav1e } from "../ffi/load.ts";
-import { clip, type Measure, measure, writeResultsSection } from "./harness.ts";
+import { bestOf, clip, type Contender, writeResultsSection } from "./harness.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const tmp = `${root}bench/tmp`;
@@ -30,7 +30,7 @@ const cases = [
 const TARGET = 1.03;
 
 const ours = ["--codec", "rav1e", "--speed", String(SPEED), "--tune", "psnr", "-q"];
-const contenders: { name: string; command(input: string): [string, string[]] }[] = [
+const contenders: Contender<(typeof cases)[number]>[] = [
   {
     name: "rav1e CLI",
     command: (
@@ -82,20 +82,7 @@ const contenders: { name: string; command(input: string): [string, string[]] }[]
 const rows: string[] = [];
 for (const c of cases) {
   const input = await clip(tmp, c);
-  const best = new Map<string, Measure>();
-  for (let r = 0; r < runs; r++) {
-    for (const k of contenders) {
-      const [cmd, args] = k.command(input);
-      const m = await measure(cmd, args);
-      const prev = best.get(k.name);
-      best.set(k.name, {
-        seconds: Math.min(prev?.seconds ?? Infinity, m.seconds),
-        peakRssMB: Math.max(prev?.peakRssMB ?? 0, m.peakRssMB),
-        maxLagMs: m.maxLagMs === undefined ? undefined : Math.max(prev?.maxLagMs ?? 0, m.maxLagMs),
-      });
-      process.stderr.write(`${c.name} run ${r + 1}/${runs} ${k.name}: ${m.seconds.toFixed(2)} s\n`);
-    }
-  }
+  const best = await bestOf(contenders, input, c, runs);
   const cli = best.get("rav1e CLI")!;
   for (const [name, m] of best) {
     const ratio = m.seconds / cli.seconds;

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import process from "node:process";
 import { locateSvtAv1 } from "../ffi/load.ts";
-import { clip, type Measure, measure, writeResultsSection } from "./harness.ts";
+import { bestOf, clip, type Contender, writeResultsSection } from "./harness.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const tmp = `${root}bench/tmp`;
@@ -51,13 +51,8 @@ const cases: Case[] = [
   },
 ];
 
-interface Contender {
-  name: string;
-  command(input: string, c: Case): [string, string[]];
-}
-
 const settings = (c: Case) => ["--preset", String(c.preset), "--crf", String(c.crf)];
-const contenders: Contender[] = [
+const contenders: Contender<Case>[] = [
   {
     name: "SvtAv1EncApp",
     command: (i, c) => ["SvtAv1EncApp", ["-i", i, "-b", `${tmp}/app.ivf`, ...settings(c)]],
@@ -149,24 +144,7 @@ const rows: string[] = [];
 const svt = await locateSvtAv1();
 for (const c of cases) {
   const input = await clip(tmp, c);
-  const best = new Map<string, Measure>();
-  // Alternate the contenders run by run so that machine load hits them alike.
-  for (let r = 0; r < runs; r++) {
-    for (const k of contenders) {
-      const [cmd, args] = k.command(input, c);
-      const m = await measure(cmd, args);
-      const prev = best.get(k.name);
-      best.set(k.name, {
-        seconds: Math.min(prev?.seconds ?? Infinity, m.seconds),
-        peakRssMB: Math.max(prev?.peakRssMB ?? 0, m.peakRssMB),
-        maxLagMs: m.maxLagMs === undefined ? undefined : Math.max(prev?.maxLagMs ?? 0, m.maxLagMs),
-        createLagMs: m.createLagMs === undefined
-          ? undefined
-          : Math.max(prev?.createLagMs ?? 0, m.createLagMs),
-      });
-      process.stderr.write(`${c.name} run ${r + 1}/${runs} ${k.name}: ${m.seconds.toFixed(2)} s\n`);
-    }
-  }
+  const best = await bestOf(contenders, input, c, runs);
   const app = best.get("SvtAv1EncApp")!;
   const appFair = best.get("SvtAv1EncApp, not real-time")!;
   for (const [name, m] of best) {
