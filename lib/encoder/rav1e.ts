@@ -323,14 +323,6 @@ export class Rav1eEncoder extends WorkerEncoder {
     await enc.start(init);
     return enc;
   }
-
-  protected keyFramesSupported(): boolean {
-    return true;
-  }
-
-  protected keyFrameHint(): string {
-    return "";
-  }
 }
 
 /** Command-line flags of the rav1e backend, as the CLI parses them (strings or booleans). */

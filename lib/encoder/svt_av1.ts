@@ -269,17 +269,6 @@ export class SvtAv1Encoder extends WorkerEncoder {
     await enc.start(init);
     return enc;
   }
-
-  protected keyFramesSupported(): boolean {
-    // Where the library cannot force one, the worker starts a new session instead.
-    return true;
-  }
-
-  protected keyFrameHint(): string {
-    // Not reached: SVT-AV1 makes every requested key frame, natively or with a new session.
-    return "SVT-AV1 1.4 forces key frames only with crf or qp, random access (no lowDelay) and forceKeyFrames: true; "
-      + "with these settings use keyint for regular key frames";
-  }
 }
 
 export type { Rational };

@@ -127,12 +127,6 @@ export abstract class WorkerEncoder implements Encoder {
     return this.#sequenceHeader.slice();
   }
 
-  /** Whether this backend can force a key frame with the current settings. */
-  protected abstract keyFramesSupported(): boolean;
-
-  /** Why key frames cannot be forced, for the error message. */
-  protected abstract keyFrameHint(): string;
-
   requestKeyFrame(): void {
     this.#keyFrameRequested = true;
   }
@@ -178,13 +172,8 @@ export abstract class WorkerEncoder implements Encoder {
         { library: this.#library },
       );
     }
-    let keyFrame = options.keyFrame === true || this.#keyFrameRequested;
-    if (keyFrame && !this.keyFramesSupported()) {
-      if (options.keyFrame) {
-        throw new EncoderError("INVALID_STATE", this.keyFrameHint(), { library: this.#library });
-      }
-      keyFrame = false;
-    }
+    // Both backends make every requested key frame (SVT-AV1 1.4 by starting a new session if it must).
+    const keyFrame = options.keyFrame === true || this.#keyFrameRequested;
     this.#keyFrameRequested = false;
     // The buffer is transferred to the worker when the frame owns all of it; otherwise it is copied.
     const owns = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength
