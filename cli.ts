@@ -20,6 +20,7 @@ import {
   parseContainerFormat,
 } from "./lib/container/open.ts";
 import { formatProbe, probeFile } from "./lib/container/probe.ts";
+import type { ContainerWriter } from "./lib/container/writer.ts";
 import { type Rav1eConfig, Rav1eEncoder } from "./lib/encoder/rav1e.ts";
 import { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
 import { EncoderError } from "./lib/errors.ts";
@@ -278,16 +279,9 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
   return { info, frames: () => reader.frames(), close: () => reader.close() };
 }
 
-interface Output {
-  write(p: Packet): Promise<void>;
-  close(): Promise<void>;
-}
-
-async function openOutput(opts: Options, info: VideoInfo, encoder: Encoder): Promise<Output> {
-  const sequenceHeader = encoder.sequenceHeader();
+async function openOutput(opts: Options, info: VideoInfo, encoder: Encoder): Promise<ContainerWriter> {
   const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
-  const w = openContainerWriter(opts.outputFormat, target, info, { sequenceHeader });
-  return { write: (p) => w.writePacket(p), close: () => w.close() };
+  return openContainerWriter(opts.outputFormat, target, info, { sequenceHeader: encoder.sequenceHeader() });
 }
 
 /** Frame numbers from `--force-key-frames` entries like 30f or 2.5s. */
@@ -518,7 +512,7 @@ async function encodeToFile(
     // A pump failure must not leave the consumer waiting for packets.
     pump.catch(() => encoder.close());
     for await (const packet of encoder.packets()) {
-      await out.write(packet);
+      await out.writePacket(packet);
       progress.packet(packet);
     }
     await pump;
