@@ -10,6 +10,7 @@
  * @module
  */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { encoderConfigFromFlags, type EncoderSelection } from "./lib/cli_config.ts";
 import { fmp4StreamFormat, webmStreamFormat } from "./lib/container/live.ts";
@@ -600,7 +601,8 @@ function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
     ? Rav1eEncoder.create({ ...info, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
     : SvtAv1Encoder.create({ ...info, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
 }
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line.
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const code = await main(process.argv.slice(2));
     process.exitCode = code;

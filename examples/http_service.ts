@@ -22,6 +22,7 @@
  */
 import { readFile } from "node:fs/promises";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import {
   COMMON_FLAGS,
   createEncoderFromSelection,
@@ -657,7 +658,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   };
 }
 
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line.
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8000);
   const service = await startService({
     port,
