@@ -33,6 +33,14 @@ export function needs(...tools: string[]): { skip?: string } {
     : {};
 }
 
+/**
+ * Skips a test under Node with the reason why it needs Deno or Bun (an example written against their
+ * servers or their global `Worker`). Spread after `needs(...)`.
+ */
+export function denoOrBun(reason: string): { skip?: string } {
+  return "Deno" in globalThis || "Bun" in globalThis ? {} : { skip: `not on Node: ${reason}` };
+}
+
 /** Runs a command to completion; returns its exit code and output. */
 export function run(
   cmd: string,
