@@ -138,7 +138,9 @@ writeResultsSection(
     "",
     `- Date: ${new Date().toISOString()}; ${cpus().length} cores; load average ${load} at the end`,
     `- librav1e ${rav1e.version.text} (${rav1e.path}); ${version("rav1e", ["--version"])}`,
-    `- av1-stream ${libraryVersion(root)}; Node ${process.version} runs the compiled JavaScript (koffi)`,
+    `- av1-stream ${libraryVersion(root)}; Node ${
+      version("node", ["--version"])
+    } runs the compiled JavaScript (koffi)`,
     `- Speed ${SPEED}, tune psnr on both sides (identical bytes); best of ${runs} alternating runs; wall time of`,
     "  the whole process, runtime start-up included.",
     "",

@@ -207,7 +207,7 @@ const machine = [
   `- SVT-AV1 library ${svt.version.text} (${svt.path}); ${version("SvtAv1EncApp", ["--version"])}`,
   `- av1-stream ${libraryVersion(root)}; ${version(bin("deno"), ["--version"])}; Bun ${
     version(bin("bun"), ["--version"])
-  }; Node ${process.version} (compiled JavaScript, koffi)`,
+  }; Node ${version("node", ["--version"])} (compiled JavaScript, koffi)`,
   `- Best of ${runs} alternating runs; wall time of the whole process, runtime start-up included.`,
   "- As root, SVT-AV1 makes its threads SCHED_FIFO 99; av1-stream creates it under a non-root effective id",
   '  and runs its threads at SCHED_BATCH (threadPriority "batch") so the event loop stays responsive. Our',
