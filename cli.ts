@@ -10,13 +10,15 @@
  * @module
  */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { main } from "./cli/run.ts";
 import { EncoderError } from "./lib/errors.ts";
 
 export { parseCli } from "./cli/args.ts";
 export { main } from "./cli/run.ts";
 
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line.
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const code = await main(process.argv.slice(2));
     process.exitCode = code;

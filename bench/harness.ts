@@ -129,3 +129,20 @@ export async function bestOf<C extends { name: string }>(
   }
   return best;
 }
+
+/**
+ * Compiles the project for Node (Node 20 cannot run TypeScript) and returns the folder of the compiled
+ * tree, where `cli.js` and `bench/api_encode.js` are.
+ */
+export function compileForNode(root: string): string {
+  const r = spawnSync(`${root}node_modules/.bin/tsc`, ["-p", `${root}tsconfig.node.json`], {
+    stdio: "inherit",
+  });
+  if (r.status !== 0) throw new Error("tsc -p tsconfig.node.json failed: the Node contenders cannot run");
+  return `${root}.cache/node/`;
+}
+
+/** av1-stream's own version, for the results. */
+export function libraryVersion(root: string): string {
+  return JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
+}

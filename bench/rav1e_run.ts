@@ -12,12 +12,20 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import process from "node:process";
 import { locateRav1e } from "../ffi/load.ts";
-import { bestOf, clip, type Contender, writeResultsSection } from "./harness.ts";
+import {
+  bestOf,
+  clip,
+  compileForNode,
+  type Contender,
+  libraryVersion,
+  writeResultsSection,
+} from "./harness.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const tmp = `${root}bench/tmp`;
 mkdirSync(tmp, { recursive: true });
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
+const nodeTree = compileForNode(root);
 const quick = process.argv.includes("--quick");
 const runsArg = process.argv.indexOf("--runs");
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 2;
@@ -77,6 +85,22 @@ const contenders: Contender<(typeof cases)[number]>[] = [
       "rav1e",
     ]],
   },
+  {
+    name: "CLI (Node)",
+    command: (i) => ["node", [`${nodeTree}cli.js`, "-i", i, "-o", `${tmp}/r-node.ivf`, ...ours]],
+  },
+  {
+    name: "API (Node)",
+    command: (i) => ["node", [
+      `${nodeTree}bench/api_encode.js`,
+      i,
+      `${tmp}/r-node-api.ivf`,
+      String(SPEED),
+      "-",
+      "-",
+      "rav1e",
+    ]],
+  },
 ];
 
 const rows: string[] = [];
@@ -114,6 +138,7 @@ writeResultsSection(
     "",
     `- Date: ${new Date().toISOString()}; ${cpus().length} cores; load average ${load} at the end`,
     `- librav1e ${rav1e.version.text} (${rav1e.path}); ${version("rav1e", ["--version"])}`,
+    `- av1-stream ${libraryVersion(root)}; Node ${process.version} runs the compiled JavaScript (koffi)`,
     `- Speed ${SPEED}, tune psnr on both sides (identical bytes); best of ${runs} alternating runs; wall time of`,
     "  the whole process, runtime start-up included.",
     "",

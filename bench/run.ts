@@ -1,7 +1,7 @@
 /**
  * Benchmarks av1-stream against SvtAv1EncApp on the same clips and settings, in one run, alternating the
  * contenders and keeping the best of several runs: wall-time ratio against the app, peak RSS, and the
- * largest event-loop lag of the API under Deno and Bun. Prints a table and writes bench/results.md.
+ * largest event-loop lag of the API under Deno, Bun and Node. Prints a table and writes bench/results.md.
  *
  * Usage: deno run -A bench/run.ts [--runs N] [--quick]
  * @module
@@ -11,12 +11,20 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import process from "node:process";
 import { locateSvtAv1 } from "../ffi/load.ts";
-import { bestOf, clip, type Contender, writeResultsSection } from "./harness.ts";
+import {
+  bestOf,
+  clip,
+  compileForNode,
+  type Contender,
+  libraryVersion,
+  writeResultsSection,
+} from "./harness.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const tmp = `${root}bench/tmp`;
 mkdirSync(tmp, { recursive: true });
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
+const nodeTree = compileForNode(root);
 const quick = process.argv.includes("--quick");
 const runsArg = process.argv.indexOf("--runs");
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 2 : 3;
@@ -133,6 +141,26 @@ const contenders: Contender<Case>[] = [
       c,
     ) => [bin("bun"), [`${root}bench/api_encode.ts`, i, `${tmp}/bun-api.ivf`, `${c.preset}`, `${c.crf}`]],
   },
+  {
+    name: "CLI (Node)",
+    command: (
+      i,
+      c,
+    ) => ["node", [`${nodeTree}cli.js`, "-i", i, "-o", `${tmp}/node.ivf`, ...settings(c), "-q"]],
+  },
+  {
+    name: "API (Node)",
+    command: (
+      i,
+      c,
+    ) => ["node", [
+      `${nodeTree}bench/api_encode.js`,
+      i,
+      `${tmp}/node-api.ivf`,
+      `${c.preset}`,
+      `${c.crf}`,
+    ]],
+  },
 ];
 
 function version(cmd: string, args: string[]): string {
@@ -177,7 +205,9 @@ const machine = [
     (totalmem() / 2 ** 30).toFixed(0)
   } GiB; load average ${load} at the end`,
   `- SVT-AV1 library ${svt.version.text} (${svt.path}); ${version("SvtAv1EncApp", ["--version"])}`,
-  `- ${version(bin("deno"), ["--version"])}; Bun ${version(bin("bun"), ["--version"])}`,
+  `- av1-stream ${libraryVersion(root)}; ${version(bin("deno"), ["--version"])}; Bun ${
+    version(bin("bun"), ["--version"])
+  }; Node ${process.version} (compiled JavaScript, koffi)`,
   `- Best of ${runs} alternating runs; wall time of the whole process, runtime start-up included.`,
   "- As root, SVT-AV1 makes its threads SCHED_FIFO 99; av1-stream creates it under a non-root effective id",
   '  and runs its threads at SCHED_BATCH (threadPriority "batch") so the event loop stays responsive. Our',

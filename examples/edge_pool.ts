@@ -10,6 +10,7 @@
  * @module
  */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { EncoderError, type Frame, type Packet, testSource, type VideoInfo } from "../mod.ts";
 import type { FromEdgeWorker, ToEdgeWorker } from "./edge_worker.ts";
 
@@ -438,7 +439,8 @@ export class EdgeEncoderPool {
   }
 }
 
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line.
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const streams = Number(process.argv[2] ?? 3);
   await using pool = new EdgeEncoderPool({ size: streams });
   const started = performance.now();

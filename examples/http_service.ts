@@ -21,7 +21,10 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import process from "node:process";
+import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
 import {
   COMMON_FLAGS,
   createEncoderFromSelection,
@@ -298,7 +301,7 @@ interface BunServeApi {
 function listen(
   options: { port: number; hostname: string; maxBodyBytes: number },
   handler: Handler,
-): RunningServer {
+): RunningServer | Promise<RunningServer> {
   const g = globalThis as unknown as { Deno?: DenoServeApi; Bun?: BunServeApi };
   if (g.Deno) {
     const deno = g.Deno;
@@ -367,7 +370,163 @@ function listen(
     });
     return { port: server.port, stop: async () => void (await server.stop(true)) };
   }
-  throw new Error("examples/http_service.ts runs on Deno or Bun");
+  return listenNode(options, handler);
+}
+
+/** The part of the `ws` package that the Node server uses for `/live` (Node has no WebSocket server). */
+interface WsServer {
+  handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Uint8Array,
+    done: (ws: {
+      send(data: Uint8Array): void;
+      bufferedAmount: number;
+      readyState: number;
+      close(code?: number, reason?: string): void;
+      terminate(): void;
+      on(event: "close" | "error", fn: () => void): void;
+    }) => void,
+  ): void;
+}
+
+/**
+ * A Node request's body as a byte stream, paused while the reader is behind. (Node 20's `Readable.toWeb`
+ * throws an uncaught ERR_INVALID_STATE when a body is cancelled while bytes still arrive, which the
+ * service does to every body it refuses.) A cancelled body's remaining bytes are read and dropped.
+ */
+function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        controller.enqueue(new Uint8Array(chunk));
+        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.once("end", () => {
+        if (!done) controller.close();
+        done = true;
+      });
+      req.once("close", () => {
+        if (!done) controller.error(new Error("The client went away before the body ended"));
+        done = true;
+      });
+    },
+    pull: () => void req.resume(),
+    cancel() {
+      done = true;
+      req.resume();
+    },
+  }, { highWaterMark: 1 << 20, size: (chunk) => chunk?.byteLength ?? 0 });
+}
+
+/** A fetch-style Request from a Node request; its body streams as it arrives. */
+function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const body = req.method === "GET" || req.method === "HEAD" ? undefined : bodyStream(req);
+  const init = { method: req.method, headers, body, duplex: "half", signal };
+  return new Request(`http://${req.headers.host ?? "127.0.0.1"}${req.url ?? "/"}`, init as RequestInit);
+}
+
+/** Writes a Response to a Node response with backpressure; a client that goes away cancels its body. */
+async function sendResponse(response: Response, res: ServerResponse): Promise<void> {
+  res.writeHead(response.status, Object.fromEntries(response.headers));
+  if (!response.body) return void res.end();
+  const reader = response.body.getReader();
+  const gone = new Promise<void>((resolve) => res.once("close", resolve));
+  void gone.then(() => {
+    if (!res.writableFinished) reader.cancel().catch(() => {});
+  });
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await Promise.race([new Promise((r) => res.once("drain", r)), gone]);
+      if (res.destroyed) return;
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
+/** Node: `node:http` for requests, the `ws` package for the `/live` WebSocket. */
+async function listenNode(
+  options: { port: number; hostname: string },
+  handler: Handler,
+): Promise<RunningServer> {
+  const http = await import("node:http");
+  // A variable specifier: Deno and Bun never resolve `ws`, which only Node's `/live` needs.
+  const wsSpecifier = "ws";
+  const { WebSocketServer } = await import(wsSpecifier) as { WebSocketServer: new(o: object) => WsServer };
+  const wss = new WebSocketServer({ noServer: true });
+  const server = http.createServer(async (req, res) => {
+    const aborted = new AbortController();
+    res.once("close", () => aborted.abort());
+    const refuse = () => {
+      throw new HttpError(400, "BAD_UPGRADE", "Expected a WebSocket upgrade request");
+    };
+    try {
+      await sendResponse(await handler(toRequest(req, aborted.signal), refuse), res);
+    } catch {
+      res.destroy();
+    }
+  });
+  server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+    let upgraded = false;
+    const upgrade = (_r: Request, onOpen: (peer: LivePeer) => LiveHooks) => {
+      upgraded = true;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        let closed = false;
+        const peer: LivePeer = {
+          send: (b) => ws.send(b),
+          bufferedAmount: () => ws.bufferedAmount,
+          close: (code, reason) => ws.close(code, reason),
+          get isClosed() {
+            return closed || ws.readyState >= 2;
+          },
+        };
+        const hooks = onOpen(peer);
+        ws.on("error", () => {});
+        ws.on("close", () => {
+          closed = true;
+          hooks.onClose();
+        });
+      });
+      // Node's Response cannot carry 101; this one is never sent.
+      return new Response(null, { status: 204 });
+    };
+    try {
+      const response = await handler(toRequest(req, new AbortController().signal), upgrade);
+      if (upgraded) return;
+      const text = await response.text();
+      socket.end(
+        `HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? ""}\r\n`
+          + `content-type: ${response.headers.get("content-type") ?? "text/plain"}\r\n`
+          + `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
+    } catch {
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.hostname, () => resolve());
+  });
+  // Encodes stream for as long as they take; the service's own time limit applies instead.
+  server.requestTimeout = 0;
+  return {
+    port: (server.address() as { port: number }).port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 const pageFiles: Record<string, [file: string, type: string]> = {
@@ -635,7 +794,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     }
   };
 
-  const server = listen({ port: options.port ?? 8000, hostname, maxBodyBytes }, handler);
+  const server = await listen({ port: options.port ?? 8000, hostname, maxBodyBytes }, handler);
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
   return {
     url,
@@ -657,7 +816,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   };
 }
 
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line.
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8000);
   const service = await startService({
     port,

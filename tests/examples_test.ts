@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
 import { test } from "node:test";
-import { dav1dFrameCount, needs, scriptCommand, tempPath } from "./_helpers/encode.ts";
+import { dav1dFrameCount, denoOrBun, needs, scriptCommand, tempPath } from "./_helpers/encode.ts";
 import { joined, parseIvfStream, TcpReceiver } from "./_helpers/stream_servers.ts";
 
 /** Runs an example; collects its output; a child still running after two minutes is killed (its test fails). */
@@ -113,7 +113,10 @@ test(
 
 test(
   "examples/websocket_relay.ts: a viewer that never reads is dropped to key frames, the other gets a decodable stream",
-  needs("dav1d"),
+  {
+    ...needs("dav1d"),
+    ...denoOrBun("examples/websocket_relay.ts serves its viewers with Deno.serve or Bun.serve"),
+  },
   async () => {
     const maxQueue = 1_000_000;
     // 640x360 at crf 1 makes about 40 kB a frame: enough to fill the loopback buffers of the viewer that never reads.

@@ -1,15 +1,17 @@
-// Runs the whole test suite in Deno and in Bun, then counts both runtimes' JUnit reports into one
-// closing line "N passed, N failed" (neither runner prints one). Run by `npm test` and `.ci/run`.
-// Usage: node tests/run.mjs [--deno-only|--bun-only] [test files...]
+// Runs the whole test suite in Deno, in Bun and in Node (over the sources compiled to .cache/node/, since
+// Node 20 cannot run TypeScript), then counts the three runtimes' JUnit reports into one closing line
+// "N passed, N failed" (no runner prints one). Run by `npm test` and `.ci/run`.
+// Usage: node tests/run.mjs [--deno-only|--bun-only|--node-only] [test files...]
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const args = process.argv.slice(2);
-const only = args.find((a) => a === "--deno-only" || a === "--bun-only");
+const only = args.find((a) => a === "--deno-only" || a === "--bun-only" || a === "--node-only");
+const wanted = (runtime) => !only || only === `--${runtime}-only`;
 const files = args.filter((a) => !a.startsWith("--"));
 const targets = files.length ? files : ["tests/"];
 const reports = join(root, ".cache", "junit");
@@ -54,7 +56,7 @@ function count(xmlPath) {
 }
 
 const results = [];
-if (only !== "--bun-only") {
+if (wanted("deno")) {
   const xml = join(reports, "deno.xml");
   rmSync(xml, { force: true });
   const r = run(bin("deno"), [
@@ -66,7 +68,7 @@ if (only !== "--bun-only") {
   ]);
   results.push({ runtime: "deno", ...r, counts: count(xml) });
 }
-if (only !== "--deno-only") {
+if (wanted("bun")) {
   const xml = join(reports, "bun.xml");
   rmSync(xml, { force: true });
   const r = run(bin("bun"), [
@@ -78,6 +80,50 @@ if (only !== "--deno-only") {
     ...targets.map((t) => t.startsWith("./") ? t : `./${t}`),
   ]);
   results.push({ runtime: "bun", ...r, counts: count(xml) });
+}
+
+if (wanted("node")) {
+  const xml = join(reports, "node.xml");
+  rmSync(xml, { force: true });
+  const r = runNode(xml);
+  results.push({ runtime: "node", ...r, counts: r.compiled ? count(xml) : null });
+}
+
+/**
+ * Compiles the project for Node (tsconfig.node.json, into .cache/node/), links in beside it the folders the
+ * compiled modules find by their own location (native builds, fixtures, pages, node_modules), and runs
+ * `node --test` over the compiled test files.
+ */
+function runNode(xml) {
+  const out = join(root, ".cache", "node");
+  rmSync(out, { recursive: true, force: true });
+  const tsc = run(bin("tsc"), ["-p", "tsconfig.node.json"]);
+  if (tsc.status !== 0) {
+    console.log("tsc -p tsconfig.node.json failed: the Node run is counted as 1 failure");
+    return { ...tsc, compiled: false };
+  }
+  const links = [["build"], ["node_modules"], ["tests", "fixtures"], ["examples", "browser"]];
+  for (const parts of links) {
+    const to = join(out, ...parts);
+    if (!existsSync(to)) symlinkSync(join(root, ...parts), to);
+  }
+  const compiled = (t) => join(out, t.replace(/\.ts$/, ".js"));
+  const testFiles = targets.flatMap((t) =>
+    t.endsWith(".ts")
+      ? [compiled(t)]
+      : readdirSync(compiled(t)).filter((f) => /_test\.js$/.test(f)).sort().map((f) => join(compiled(t), f))
+  );
+  const r = run(process.execPath, [
+    // Node 20's WebSocket client (global in 22) for the WebSocket sink.
+    ...(Number(process.versions.node.split(".")[0]) < 22 ? ["--experimental-websocket"] : []),
+    "--test",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=junit",
+    `--test-reporter-destination=${xml}`,
+    ...testFiles,
+  ]);
+  return { ...r, seconds: r.seconds + tsc.seconds, compiled: true };
 }
 
 let passed = 0, failed = 0, skipped = 0;

@@ -4,6 +4,7 @@ import type {
   FfiRuntime,
   NativeFunction,
   NativeLibrary,
+  NativeThread,
   NativeType,
   SymbolTable,
 } from "./types.ts";
@@ -96,4 +97,5 @@ export const bunRuntime: FfiRuntime = {
     return new Uint8Array(ffi.toArrayBuffer(Number(address), offset, length)).slice();
   },
   readCString: (a) => new ffi.CString(Number(a)).toString(),
+  startThread: (url) => new Worker(url.href, { type: "module" }) as unknown as NativeThread,
 };

@@ -1,5 +1,12 @@
 /** FFI runtime adapter for Deno (`Deno.dlopen`). @module */
-import type { BoundSymbols, FfiRuntime, NativeFunction, NativeLibrary, SymbolTable } from "./types.ts";
+import type {
+  BoundSymbols,
+  FfiRuntime,
+  NativeFunction,
+  NativeLibrary,
+  NativeThread,
+  SymbolTable,
+} from "./types.ts";
 
 type DenoPointer = Deno.PointerValue;
 
@@ -61,4 +68,5 @@ export const denoRuntime: FfiRuntime = {
     return out;
   },
   readCString: (a) => Deno.UnsafePointerView.getCString(toPointer(a)!),
+  startThread: (url) => new Worker(url.href, { type: "module" }) as unknown as NativeThread,
 };

@@ -1,34 +1,47 @@
 /**
  * Picks the FFI adapter of the runtime we are in, once. Only the chosen adapter's module is loaded, so
- * Deno never resolves `bun:ffi` and Bun never touches `Deno.*`.
+ * Deno never resolves `bun:ffi`, Bun never touches `Deno.*`, and neither loads koffi.
  * @module
  */
-import type { FfiRuntime } from "./types.ts";
+import type { FfiRuntime, NativeThread } from "./types.ts";
 export type * from "./types.ts";
 
-/** Name of the JavaScript runtime, or undefined when it has no FFI we support (Node.js). */
-export function runtimeName(): "deno" | "bun" | undefined {
+/** Name of the JavaScript runtime, or undefined when it has no FFI we support. */
+export function runtimeName(): "deno" | "bun" | "node" | undefined {
   if ("Bun" in globalThis) return "bun";
   if ("Deno" in globalThis) return "deno";
+  const versions = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions;
+  if (versions?.node) return "node";
   return undefined;
 }
 
+/** Run from compiled JavaScript (Node's way), the adapters are `.js` files beside this one. */
+const extension = import.meta.url.endsWith(".js") ? ".js" : ".ts";
+
 let cached: Promise<FfiRuntime> | undefined;
+let loaded: FfiRuntime | undefined;
 
 /** The FFI adapter of the current runtime. */
 export function ffiRuntime(): Promise<FfiRuntime> {
   cached ??= (async () => {
     const name = runtimeName();
-    if (name === "bun") {
-      // Variable specifiers keep each runtime from resolving the other's adapter at type-check time.
-      const path = new URL("./bun.ts", import.meta.url).href;
-      return (await import(path)).bunRuntime as FfiRuntime;
+    if (name === undefined) {
+      throw new Error("av1-stream needs Deno, Bun or Node.js: this runtime has no FFI it can use");
     }
-    if (name === "deno") {
-      const path = new URL("./deno.ts", import.meta.url).href;
-      return (await import(path)).denoRuntime as FfiRuntime;
-    }
-    throw new Error("av1-stream needs Deno or Bun: this runtime has no FFI it can use");
+    // Variable specifiers keep each runtime from resolving the others' adapters at type-check time.
+    const path = new URL(`./${name}${extension}`, import.meta.url).href;
+    const mod = await import(path);
+    loaded = mod[`${name}Runtime`] as FfiRuntime;
+    return loaded;
   })();
   return cached;
+}
+
+/**
+ * Starts the module at `url` on a thread of its own (a `Worker`), for native calls that block. The
+ * runtime must have been loaded with {@linkcode ffiRuntime} first, as every library lookup does.
+ */
+export function startThread(url: URL): NativeThread {
+  if (!loaded) throw new Error("startThread() before ffiRuntime(): load a library first");
+  return loaded.startThread(url);
 }

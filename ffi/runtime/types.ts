@@ -1,6 +1,7 @@
 /**
- * The one small interface the rest of the project sees of a JavaScript runtime's FFI. `deno.ts` and
- * `bun.ts` implement it; nothing outside `ffi/` touches `Deno.dlopen` or `bun:ffi`.
+ * The one small interface the rest of the project sees of a JavaScript runtime's FFI. `deno.ts`, `bun.ts`
+ * and `node.ts` implement it; nothing outside `ffi/` touches `Deno.dlopen`, `bun:ffi`, koffi or
+ * `node:worker_threads`.
  *
  * Native addresses cross this interface as `bigint` (0n is NULL) so that Deno's pointer objects and Bun's
  * numbers never leak into the code above.
@@ -56,9 +57,21 @@ export interface NativeLibrary<S extends SymbolTable> {
   close(): void;
 }
 
+/**
+ * A thread that runs a module and exchanges messages with its creator: the part of the web `Worker` that
+ * the project uses (Deno and Bun give their own `Worker`; Node's `worker_threads` is adapted to it).
+ * Inside the thread, the module sees the web worker scope: `onmessage`, `postMessage`, `close`.
+ */
+export interface NativeThread {
+  onmessage: ((e: MessageEvent) => void) | null;
+  onerror: ((e: ErrorEvent) => void) | null;
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  terminate(): void;
+}
+
 /** What the project needs of a runtime's FFI. */
 export interface FfiRuntime {
-  readonly name: "deno" | "bun";
+  readonly name: "deno" | "bun" | "node";
   /** dlopen `path` and bind the symbols of `table` (missing optional symbols are left out). */
   open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S>;
   /** Address of a typed array's first byte; the caller keeps the array alive while native code uses it. */
@@ -72,4 +85,6 @@ export interface FfiRuntime {
   copyOut(address: bigint, offset: number, length: number): Uint8Array;
   /** A NUL-terminated C string. */
   readCString(address: bigint): string;
+  /** Starts the module at `url` on a thread of its own, where it may block in native calls. */
+  startThread(url: URL): NativeThread;
 }

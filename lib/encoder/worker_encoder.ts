@@ -3,6 +3,7 @@
  * the packet iterator and the life cycle shared by both backends.
  * @module
  */
+import { type NativeThread, startThread } from "../../ffi/runtime/mod.ts";
 import { findSequenceHeader } from "../av1/obu.ts";
 import { EncoderError } from "../errors.ts";
 import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
@@ -44,7 +45,7 @@ export abstract class WorkerEncoder implements Encoder {
   readonly info: VideoInfo;
   readonly frameSize: number;
   #library: "svt-av1" | "rav1e";
-  #worker: Worker;
+  #worker: NativeThread;
   #state: State = "open";
   #error: EncoderError | undefined;
   #sequenceHeader: Uint8Array = new Uint8Array(0);
@@ -74,7 +75,7 @@ export abstract class WorkerEncoder implements Encoder {
     this.info = setup.info;
     this.frameSize = setup.frameSize;
     this.#maxQueued = Math.max(1, setup.options.maxQueuedPackets ?? 32);
-    this.#worker = new Worker(setup.workerUrl.href, { type: "module" });
+    this.#worker = startThread(setup.workerUrl);
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault?.();

@@ -65,7 +65,7 @@ async function createEncoder(config: EncodeStreamConfig): Promise<Encoder> {
     const path = "../encoder/rav1e.ts";
     let mod: { Rav1eEncoder?: { create(c: unknown): Promise<Encoder> } };
     try {
-      mod = await import(new URL(path, import.meta.url).href);
+      mod = await import(path);
     } catch (cause) {
       throw new EncoderError(
         "LIBRARY_NOT_FOUND",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { EncoderError } from "../errors.ts";
 import { asError, type Link, type LinkError, linkError, LinkState, sleep, type Transport } from "./link.ts";
 
 /** Options of {@linkcode webSocketTransport}. */
@@ -16,6 +17,12 @@ export interface WebSocketTransportOptions {
 
 /** A transport opening a WebSocket to `url` (`ws://` or `wss://`). */
 export function webSocketTransport(url: string, options: WebSocketTransportOptions = {}): Transport {
+  if (typeof WebSocket !== "function") {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      "This runtime has no WebSocket client: use Node.js 22 or later, or run Node 20 with --experimental-websocket",
+    );
+  }
   const highWaterMark = options.highWaterMark ?? 1 << 20;
   return {
     name: url,

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { EncoderError } from "../../lib/errors.ts";
 import { fileReadable } from "../../lib/io/file_stream.ts";
 import { readIvf } from "../../lib/io/ivf.ts";
@@ -30,6 +31,14 @@ export function needs(...tools: string[]): { skip?: string } {
   return missing.length
     ? { skip: `${missing.join(", ")} not installed: run deno run -A build.ts --dev` }
     : {};
+}
+
+/**
+ * Skips a test under Node with the reason why it needs Deno or Bun (an example written against their
+ * servers or their global `Worker`). Spread after `needs(...)`.
+ */
+export function denoOrBun(reason: string): { skip?: string } {
+  return "Deno" in globalThis || "Bun" in globalThis ? {} : { skip: `not on Node: ${reason}` };
 }
 
 /** Runs a command to completion; returns its exit code and output. */
@@ -74,10 +83,17 @@ export async function encodeAll(
   return packets;
 }
 
-/** Command line that runs a script in the runtime running the tests. */
+/**
+ * Command line that runs a script in the runtime running the tests; under Node (which runs the compiled
+ * tree in .cache/node/), the script's compiled twin.
+ */
 export function scriptCommand(script: string, args: string[]): [string, string[]] {
-  const isDeno = "Deno" in globalThis;
-  return isDeno ? [process.execPath, ["run", "-A", script, ...args]] : [process.execPath, [script, ...args]];
+  if ("Deno" in globalThis) return [process.execPath, ["run", "-A", script, ...args]];
+  if (import.meta.url.endsWith(".js")) {
+    const compiled = fileURLToPath(new URL(`../../${script.replace(/\.ts$/, ".js")}`, import.meta.url));
+    return [process.execPath, [compiled, ...args]];
+  }
+  return [process.execPath, [script, ...args]];
 }
 
 /** Asserts that `p` (or what it returns) rejects with an `EncoderError` of `code` whose message matches. */

@@ -157,6 +157,27 @@ interface AnySocket {
   close(code?: number, reason?: string): void;
 }
 
+/** The part of the `ws` package's server that Node's WebSocketReceiver uses (the package has no types here). */
+interface WsModule {
+  WebSocketServer: new(o: { host: string; port: number }) => {
+    once(event: "listening" | "error", fn: (e?: unknown) => void): void;
+    on(
+      event: "connection",
+      fn: (
+        socket: AnySocket & {
+          on(event: "message", fn: (data: Uint8Array, isBinary: boolean) => void): void;
+          on(event: "close", fn: (code: number) => void): void;
+        },
+      ) => void,
+    ): void;
+    address(): { port: number };
+    clients: Set<{ terminate(): void }>;
+    close(fn: () => void): void;
+  };
+}
+/** A variable specifier: only Node loads `ws`. */
+const wsSpecifier = "ws";
+
 /**
  * A WebSocket peer on `Deno.serve` + `Deno.upgradeWebSocket` or `Bun.serve`, recording each connection's
  * binary messages; `onData` may return true to drop the connection abruptly.
@@ -238,7 +259,28 @@ export class WebSocketReceiver {
       r.#stop = async () => {
         await server.stop(true);
       };
-    } else throw new Error("WebSocketReceiver needs Deno or Bun");
+    } else {
+      // Node has a WebSocket client (22, or 20 with --experimental-websocket) but no server: `ws` serves.
+      const { WebSocketServer } = await import(wsSpecifier) as WsModule;
+      const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+      await new Promise<void>((resolve, reject) => {
+        server.once("listening", () => resolve());
+        server.once("error", reject);
+      });
+      server.on("connection", (socket) => {
+        const index = r.connections.length;
+        const conn: Received = { chunks: [], bytes: 0, ended: false };
+        r.connections.push(conn);
+        socket.on("message", (data, isBinary) => isBinary && onMessage(conn, index, data, socket));
+        socket.on("close", (code) => (conn.ended = code === 1000));
+      });
+      r.port = server.address().port;
+      r.#stop = () =>
+        new Promise<void>((resolve) => {
+          for (const c of server.clients) c.terminate();
+          server.close(() => resolve());
+        });
+    }
     return r;
   }
 

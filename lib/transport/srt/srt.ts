@@ -9,6 +9,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { locateSrt, type SrtLocation } from "../../../ffi/load.ts";
+import { type NativeThread, startThread } from "../../../ffi/runtime/mod.ts";
 import { EncoderError } from "../../errors.ts";
 import { PacketSink, type PacketSinkOptions } from "../../stream/packet_sink.ts";
 import { asError, type Link, type LinkError, linkError, type Transport } from "../link.ts";
@@ -247,7 +248,7 @@ export function srtTransport(host: string, port: number, options: SrtOptions = {
 }
 
 class SrtLink implements Link {
-  #worker: Worker;
+  #worker: NativeThread;
   #cause: LinkError | undefined;
   #resolveLost!: (e: LinkError) => void;
   #posted = 0;
@@ -258,7 +259,7 @@ class SrtLink implements Link {
   #terminated = false;
   readonly lost: Promise<LinkError>;
 
-  private constructor(worker: Worker, onStats: (s: SrtLinkStats) => void) {
+  private constructor(worker: NativeThread, onStats: (s: SrtLinkStats) => void) {
     this.#worker = worker;
     this.#onStats = onStats;
     this.lost = new Promise((r) => (this.#resolveLost = r));
@@ -266,7 +267,7 @@ class SrtLink implements Link {
 
   /** Starts a worker, connects it and resolves with the link, or rejects with the connection's error. */
   static open(request: SrtConnectRequest, onStats: (s: SrtLinkStats) => void): Promise<SrtLink> {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    const worker = startThread(new URL("./worker.ts", import.meta.url));
     const link = new SrtLink(worker, onStats);
     return new Promise<SrtLink>((resolve, reject) => {
       let connected = false;
