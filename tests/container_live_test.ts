@@ -7,9 +7,9 @@ import { fmp4StreamFormat, webmStreamFormat } from "../lib/container/live.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { readIvf } from "../lib/io/ivf.ts";
 import type { StreamFormat } from "../lib/stream/format.ts";
-import { writableTransport } from "../lib/stream/local.ts";
 import { PacketSink } from "../lib/stream/packet_sink.ts";
 import { tcpSink } from "../lib/stream/sinks.ts";
+import { writableTransport } from "../lib/transport/local.ts";
 import type { Packet } from "../lib/types.ts";
 import {
   boxes,

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseAv1C } from "../lib/av1/mod.ts";
 import { EncoderError } from "../lib/errors.ts";
-import { chunkMessage, parseRtmpUrl } from "../lib/stream/rtmp.ts";
-import { decodeAmf0, encodeAmf0 } from "../lib/stream/rtmp_amf.ts";
-import { flvFormat } from "../lib/stream/rtmp_flv.ts";
+import { decodeAmf0, encodeAmf0 } from "../lib/transport/rtmp/amf.ts";
+import { flvFormat } from "../lib/transport/rtmp/flv.ts";
+import { chunkMessage, parseRtmpUrl } from "../lib/transport/rtmp/rtmp.ts";
 import type { Packet } from "../lib/types.ts";
 import { parseFlvVideoTags } from "./_helpers/rtmp_servers.ts";
 

@@ -11,9 +11,9 @@ import { testSource } from "../lib/io/testsrc.ts";
 import { backoff } from "../lib/stream/backoff.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import { ivfFormat, obuFormat } from "../lib/stream/format.ts";
-import { writableTransport } from "../lib/stream/local.ts";
 import { PacketSink } from "../lib/stream/packet_sink.ts";
 import { createSink, filePacketSink } from "../lib/stream/sinks.ts";
+import { writableTransport } from "../lib/transport/local.ts";
 import type { Packet } from "../lib/types.ts";
 import { FAKE_INFO, FakeEncoder, fakeFrameSource, framesOf } from "./_helpers/stream_fake_encoder.ts";
 

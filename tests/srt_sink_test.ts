@@ -5,7 +5,7 @@ import { locateSrt, SRT_SONAMES } from "../ffi/load.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
-import { parseSrtUrl, sockaddr, srtSink, validateSrtOptions } from "../lib/stream/srt.ts";
+import { parseSrtUrl, sockaddr, srtSink, validateSrtOptions } from "../lib/transport/srt/srt.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
 import { gatedFrames, record } from "./_helpers/sink_harness.ts";

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
-import { srtSink } from "../lib/stream/srt.ts";
+import { srtSink } from "../lib/transport/srt/srt.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
 import { gatedFrames, milestones } from "./_helpers/sink_harness.ts";

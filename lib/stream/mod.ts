@@ -16,6 +16,7 @@
  * @module
  */
 
+export * from "../transport/mod.ts";
 export { type Backoff, backoff, type BackoffOptions } from "./backoff.ts";
 export {
   createEncodeStream,
@@ -24,9 +25,6 @@ export {
   type EncodeStreamOptions,
 } from "./encode_stream.ts";
 export { ivfFormat, obuFormat, type ObuFormatOptions, type StreamFormat } from "./format.ts";
-export { httpTransport, type HttpTransportOptions } from "./http.ts";
-export { type Link, type LinkError, type Transport } from "./link.ts";
-export { fileTransport, stdoutTransport, writableTransport } from "./local.ts";
 export { paceFrames, type PaceOptions } from "./pace.ts";
 export {
   type DisconnectPolicy,
@@ -36,9 +34,6 @@ export {
   type SinkState,
   type SinkStats,
 } from "./packet_sink.ts";
-export { parseRtmpUrl, type RtmpAddress, rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
-export { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
-export { flvFormat, type FlvFormatOptions } from "./rtmp_flv.ts";
 export {
   createSink,
   filePacketSink,
@@ -48,5 +43,3 @@ export {
   tcpSink,
   webSocketSink,
 } from "./sinks.ts";
-export { parseTcpUrl, tcpTransport } from "./tcp.ts";
-export { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";

@@ -5,15 +5,15 @@
  */
 
 import { EncoderError } from "../errors.ts";
-import { httpTransport, type HttpTransportOptions } from "./http.ts";
-import { fileTransport, stdoutTransport } from "./local.ts";
+import { httpTransport, type HttpTransportOptions } from "../transport/http.ts";
+import { fileTransport, stdoutTransport } from "../transport/local.ts";
+import { flvFormat } from "../transport/rtmp/flv.ts";
+import { rtmpTransport, type RtmpTransportOptions } from "../transport/rtmp/rtmp.ts";
+import { type SrtOptions, srtSink } from "../transport/srt/srt.ts";
+import { parseTcpUrl, tcpTransport } from "../transport/tcp.ts";
+import { webSocketTransport, type WebSocketTransportOptions } from "../transport/websocket.ts";
+import { type WhipOptions, whipSink } from "../transport/whip.ts";
 import { PacketSink, type PacketSinkOptions } from "./packet_sink.ts";
-import { rtmpTransport, type RtmpTransportOptions } from "./rtmp.ts";
-import { flvFormat } from "./rtmp_flv.ts";
-import { type SrtOptions, srtSink } from "./srt.ts";
-import { parseTcpUrl, tcpTransport } from "./tcp.ts";
-import { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";
-import { type WhipOptions, whipSink } from "./whip.ts";
 
 /**
  * A sink sending the stream to a TCP peer (`tcp://host:port`), reconnecting when the link is lost.

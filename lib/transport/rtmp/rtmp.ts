@@ -9,10 +9,10 @@
  */
 
 import * as net from "node:net";
-import { EncoderError } from "../errors.ts";
-import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
-import { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
-import { SocketLink } from "./tcp.ts";
+import { EncoderError } from "../../errors.ts";
+import { asError, type Link, type LinkError, linkError, type Transport } from "../link.ts";
+import { SocketLink } from "../tcp.ts";
+import { type AmfValue, decodeAmf0, encodeAmf0 } from "./amf.ts";
 
 /** Where to publish: `rtmp://host[:port]/app/key`. */
 export interface RtmpAddress {

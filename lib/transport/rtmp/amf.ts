@@ -4,7 +4,7 @@
  * @module
  */
 
-import { EncoderError } from "../errors.ts";
+import { EncoderError } from "../../errors.ts";
 
 /**
  * An AMF0 value: a plain object encodes as an AMF0 object, a `Map` as an ECMA array (what `onMetaData`
@@ -110,7 +110,7 @@ function writeValue(w: Writer, v: AmfValue) {
  *
  * @example
  * ```ts
- * import { encodeAmf0 } from "./rtmp_amf.ts";
+ * import { encodeAmf0 } from "./amf.ts";
  * console.log(encodeAmf0(["createStream", 4, null])); // Uint8Array(25) [ 2, 0, 12, 99, ... ]
  * ```
  */
@@ -220,7 +220,7 @@ function readValue(r: Reader): AmfValue {
  *
  * @example
  * ```ts
- * import { decodeAmf0, encodeAmf0 } from "./rtmp_amf.ts";
+ * import { decodeAmf0, encodeAmf0 } from "./amf.ts";
  * console.log(decodeAmf0(encodeAmf0(["_result", 1, null, { code: "NetConnection.Connect.Success" }])));
  * // [ "_result", 1, null, { code: "NetConnection.Connect.Success" } ]
  * ```

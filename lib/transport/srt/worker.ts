@@ -4,9 +4,9 @@
  * Messages are handled one after another; between them a timer reads the socket's state and statistics.
  * @module
  */
-import { openSrt } from "../../ffi/load.ts";
-import { ffiRuntime } from "../../ffi/runtime/mod.ts";
-import type { FfiRuntime, NativeLibrary } from "../../ffi/runtime/types.ts";
+import { openSrt } from "../../../ffi/load.ts";
+import { ffiRuntime } from "../../../ffi/runtime/mod.ts";
+import type { FfiRuntime, NativeLibrary } from "../../../ffi/runtime/types.ts";
 import {
   SRT_LIVE_PAYLOAD_SIZE,
   SrtErrno,
@@ -16,7 +16,7 @@ import {
   SrtStatsLayout,
   type srtSymbols,
   SrtTransType,
-} from "../../ffi/symbols/srt.ts";
+} from "../../../ffi/symbols/srt.ts";
 import type { FromSrtWorker, SrtConnectRequest, SrtLinkStats, ToSrtWorker } from "./srt.ts";
 
 interface WorkerScope {

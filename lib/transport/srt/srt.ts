@@ -8,11 +8,11 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { locateSrt, type SrtLocation } from "../../ffi/load.ts";
-import { type NativeThread, startThread } from "../../ffi/runtime/mod.ts";
-import { EncoderError } from "../errors.ts";
-import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
-import { PacketSink, type PacketSinkOptions } from "./packet_sink.ts";
+import { locateSrt, type SrtLocation } from "../../../ffi/load.ts";
+import { type NativeThread, startThread } from "../../../ffi/runtime/mod.ts";
+import { EncoderError } from "../../errors.ts";
+import { PacketSink, type PacketSinkOptions } from "../../stream/packet_sink.ts";
+import { asError, type Link, type LinkError, linkError, type Transport } from "../link.ts";
 
 /** Options of an SRT connection; each may also come from the URL's query (`?latency=200&passphrase=…`). */
 export interface SrtOptions {
@@ -267,7 +267,7 @@ class SrtLink implements Link {
 
   /** Starts a worker, connects it and resolves with the link, or rejects with the connection's error. */
   static open(request: SrtConnectRequest, onStats: (s: SrtLinkStats) => void): Promise<SrtLink> {
-    const worker = startThread(new URL("./srt_worker.ts", import.meta.url));
+    const worker = startThread(new URL("./worker.ts", import.meta.url));
     const link = new SrtLink(worker, onStats);
     return new Promise<SrtLink>((resolve, reject) => {
       let connected = false;

@@ -13,10 +13,10 @@
 import { Buffer } from "node:buffer";
 import type * as Werift from "werift";
 import { EncoderError } from "../errors.ts";
+import type { StreamFormat } from "../stream/format.ts";
+import { PacketSink, type PacketSinkOptions } from "../stream/packet_sink.ts";
 import type { Packet, Rational } from "../types.ts";
-import type { StreamFormat } from "./format.ts";
 import { asError, type Link, type LinkError, linkError, type Transport } from "./link.ts";
-import { PacketSink, type PacketSinkOptions } from "./packet_sink.ts";
 
 /** A bitrate the receiver's congestion feedback allows. */
 export interface WhipBitrateEvent {

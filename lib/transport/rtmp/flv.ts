@@ -8,12 +8,12 @@
  * @module
  */
 
-import { av1CodecConfigurationRecord } from "../av1/codec_string.ts";
-import { findSequenceHeader, stripTemporalDelimiters } from "../av1/obu.ts";
-import { EncoderError } from "../errors.ts";
-import type { Packet, Rational, VideoInfo } from "../types.ts";
-import type { StreamFormat } from "./format.ts";
-import { encodeAmf0 } from "./rtmp_amf.ts";
+import { av1CodecConfigurationRecord } from "../../av1/codec_string.ts";
+import { findSequenceHeader, stripTemporalDelimiters } from "../../av1/obu.ts";
+import { EncoderError } from "../../errors.ts";
+import type { StreamFormat } from "../../stream/format.ts";
+import type { Packet, Rational, VideoInfo } from "../../types.ts";
+import { encodeAmf0 } from "./amf.ts";
 
 /** FLV tag types. */
 export const FLV_TAG_VIDEO = 9;
@@ -100,7 +100,7 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { flvFormat } from "./rtmp_flv.ts";
+ * import { flvFormat } from "./flv.ts";
  * const flv = flvFormat({ width: 64, height: 64, fps: { num: 30, den: 1 } });
  * const header = flv.header() as Uint8Array;
  * console.log(String.fromCharCode(...header.subarray(0, 3))); // "FLV"
