@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { main } from "./cli/run.ts";
@@ -17,8 +18,11 @@ import { EncoderError } from "./lib/errors.ts";
 export { parseCli } from "./cli/args.ts";
 export { main } from "./cli/run.ts";
 
-// Node 20 has no import.meta.main: there the entry is the script named on the command line.
-if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
+// Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an
+// npm bin is a symlink (node_modules/.bin/av1-stream) to this file.
+const isEntry = import.meta.main
+  ?? (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url));
+if (isEntry) {
   try {
     const code = await main(process.argv.slice(2));
     process.exitCode = code;

@@ -17,7 +17,8 @@ export type EncoderErrorCode =
   | "NATIVE_ERROR"
   | "WORKER_ERROR"
   | "IO_ERROR"
-  | "ABORTED";
+  | "ABORTED"
+  | "DEPENDENCY_MISSING";
 
 /** Options of an {@linkcode EncoderError}. */
 export interface EncoderErrorOptions {

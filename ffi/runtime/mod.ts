@@ -18,6 +18,14 @@ export function runtimeName(): "deno" | "bun" | "node" | undefined {
 /** Run from compiled JavaScript (Node's way), the adapters are `.js` files beside this one. */
 const extension = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 
+/** A thread's module as this copy can run it: compiled, `x.ts` beside a module is `x.js`. */
+function runnable(url: URL): URL {
+  if (extension === ".ts" || !url.pathname.endsWith(".ts")) return url;
+  const out = new URL(url.href);
+  out.pathname = url.pathname.slice(0, -3) + ".js";
+  return out;
+}
+
 let cached: Promise<FfiRuntime> | undefined;
 let loaded: FfiRuntime | undefined;
 
@@ -43,5 +51,5 @@ export function ffiRuntime(): Promise<FfiRuntime> {
  */
 export function startThread(url: URL): NativeThread {
   if (!loaded) throw new Error("startThread() before ffiRuntime(): load a library first");
-  return loaded.startThread(url);
+  return loaded.startThread(runnable(url));
 }

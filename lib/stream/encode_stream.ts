@@ -61,11 +61,9 @@ async function createEncoder(config: EncodeStreamConfig): Promise<Encoder> {
     return await SvtAv1Encoder.create(config as SvtAv1Config);
   }
   if (codec === "rav1e") {
-    // Loaded by name at run time so this module works before (and without) the rav1e backend.
-    const path = "../encoder/rav1e.ts";
     let mod: { Rav1eEncoder?: { create(c: unknown): Promise<Encoder> } };
     try {
-      mod = await import(path);
+      mod = await import("../encoder/rav1e.ts");
     } catch (cause) {
       throw new EncoderError(
         "LIBRARY_NOT_FOUND",

@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import type * as Werift from "werift";
 import { EncoderError } from "../errors.ts";
+import { importOptional } from "../optional_dependency.ts";
 import type { StreamFormat } from "../stream/format.ts";
 import { PacketSink, type PacketSinkOptions } from "../stream/packet_sink.ts";
 import type { Packet, Rational } from "../types.ts";
@@ -209,7 +210,11 @@ class WhipLink implements Link {
   #lastRtcp = performance.now();
 
   static async open(endpoint: URL, options: WhipOptions, timeout: number, shared: Shared): Promise<WhipLink> {
-    const w: typeof Werift = await import("werift");
+    const w: typeof Werift = await importOptional(
+      "werift",
+      "Publishing over WHIP (WebRTC)",
+      () => import("werift"),
+    );
     const pc = new w.RTCPeerConnection({
       codecs: { video: [av1Codec(w)] },
       // No transport-cc: between two werift 0.25.2 peers its feedback came out malformed ("dropping
