@@ -259,6 +259,11 @@ test("srt: a passphrase encrypts the stream; a wrong one is refused with a hint"
   const w = ok.getWriter();
   for (let i = 0; i < 20; i++) await w.write(FakeEncoder.packet(i, i === 0 ? -1 : i - 1, 700));
   await w.close();
+  // The sink's close is the sender's end; srt-live-transmit writes what it got a little later (seconds on a
+  // loaded machine): wait for it, bounded, before the wrong passphrase's attempt.
+  for (const until = Date.now() + 15_000; dedupe(connections(rx)).size < 20 && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const bad = srtSink(rx.url, { info: FAKE_INFO, ...fast, passphrase: "not the right one", maxAttempts: 0 });
   const bw = bad.getWriter();
   await assert.rejects(bw.write(FakeEncoder.packet(0, -1, 100)), (e: EncoderError) => {
