@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { main } from "./cli/run.ts";
 import { EncoderError } from "./lib/errors.ts";
 
-export { parseCli } from "./cli/args.ts";
+export { type Options, parseCli, UsageError } from "./cli/args.ts";
 export { main } from "./cli/run.ts";
 
 // Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an

@@ -21,7 +21,15 @@
  * @module
  */
 
+export { RaColorPrimaries, RaMatrixCoefficients, RaTransferCharacteristics } from "./ffi/layouts/rav1e.ts";
+export type {
+  LibraryVersion,
+  SvtAv1Layout,
+  SvtBufferHeaderLayout,
+  SvtIoFormatLayout,
+} from "./ffi/layouts/svt_av1.ts";
 export {
+  type LocateOptions,
   locateRav1e,
   locateSvtAv1,
   RAV1E_SONAMES,
@@ -33,9 +41,20 @@ export * from "./lib/av1/mod.ts";
 export * from "./lib/chunked/mod.ts";
 export * from "./lib/container/mod.ts";
 export { type CommonConfig } from "./lib/encoder/config.ts";
-export { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder, rav1eSettings } from "./lib/encoder/rav1e.ts";
+export {
+  type Rav1eColorPrimaries,
+  type Rav1eConfig,
+  rav1eConfigFromFlags,
+  Rav1eEncoder,
+  type Rav1eFlags,
+  type Rav1eMatrix,
+  type Rav1eSettings,
+  rav1eSettings,
+  type Rav1eTransfer,
+} from "./lib/encoder/rav1e.ts";
+export type { Rav1eWorkerConfig } from "./lib/encoder/rav1e_worker.ts";
 export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
-export { type HostOptions } from "./lib/encoder/worker_encoder.ts";
+export { type HostOptions, type HostSetup, WorkerEncoder } from "./lib/encoder/worker_encoder.ts";
 export { EncoderError, type EncoderErrorCode, type EncoderErrorOptions } from "./lib/errors.ts";
 export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
 export * from "./lib/io/mod.ts";

@@ -15,7 +15,7 @@ import { EncoderError } from "../errors.ts";
 import type { ByteSink } from "../io/sink.ts";
 import { frameByteLength, type VideoInfo } from "../types.ts";
 import { type ChunkedConfig, chunkFileName, type ChunkResult, encodeChunk } from "./encode_chunk.ts";
-import { joinChunks } from "./join.ts";
+import { joinChunks, type JoinResult } from "./join.ts";
 import type { PlanOptions } from "./plan.ts";
 import { type ChunkedInput, type Manifest, type PlannedChunk, prepareWork, type Work } from "./work_dir.ts";
 import { readY4mRange } from "./y4m_file.ts";
@@ -103,7 +103,7 @@ export function joinWork(
   work: Pick<Work, "dir" | "manifest">,
   output: EncodeChunkedOptions["output"],
   options: { format?: ContainerFormat; onProgress?: (frames: number) => void } = {},
-) {
+): Promise<JoinResult> {
   const m = work.manifest;
   const missing = m.chunks.filter((c) => !m.done[String(c.index)]);
   if (missing.length) {

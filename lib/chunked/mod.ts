@@ -36,7 +36,10 @@ export {
   type ChunkedInput,
   type FrameSource,
   type Manifest,
+  ManifestStore,
+  type PlannedChunk,
   type PrepareOptions,
   prepareWork,
+  type Work,
 } from "./work_dir.ts";
 export { indexY4mFile, readY4mRange, spillY4m, type Y4mIndex } from "./y4m_file.ts";

@@ -17,6 +17,8 @@
  */
 
 export * from "../transport/mod.ts";
+export type { SrtOptions } from "../transport/srt/srt.ts";
+export type { WhipBitrateEvent, WhipOptions } from "../transport/whip.ts";
 export { type Backoff, backoff, type BackoffOptions } from "./backoff.ts";
 export {
   createEncodeStream,

@@ -28,6 +28,6 @@
  */
 
 export * from "./encoded_video_chunk.ts";
-export { rgbToI420 } from "./pixel_convert.ts";
+export { type PlaneRegion, rgbToI420 } from "./pixel_convert.ts";
 export * from "./video_encoder.ts";
 export * from "./video_frame.ts";
