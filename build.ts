@@ -15,8 +15,18 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import * as load from "./ffi/load.ts";
+import { LIBRARY_PACKAGE_PATTERNS, pickLibraryPackages } from "./ffi/platform.ts";
 
-const LIBRARY_PACKAGES = ["libsvtav1enc1", "librav1e0"];
+function aptLibraryPackages(): string[] {
+  const names = (prefix: string) =>
+    String(spawnSync("apt-cache", ["pkgnames", prefix]).stdout ?? "").split("\n").filter(Boolean);
+  const installable = (pkg: string) => {
+    const out = String(spawnSync("apt-cache", ["policy", pkg]).stdout ?? "");
+    const m = /Candidate:\s*(\S+)/.exec(out);
+    return m !== null && m[1] !== "(none)";
+  };
+  return pickLibraryPackages([...names("libsvtav1enc"), ...names("librav1e")], installable);
+}
 /**
  * What tests and benchmarks need besides the libraries (`--dev`): a binary on PATH that shows each
  * package is there. Packages without a binary to look for are checked with dpkg.
@@ -120,16 +130,26 @@ async function main(): Promise<number> {
   let libs = await findLibraries();
   let tools = dev ? findTools() : [];
   const missing = new Set<string>();
-  if (libs.some((l) => !l.ok)) LIBRARY_PACKAGES.forEach((p) => missing.add(p));
+  const needLibraries = libs.some((l) => !l.ok);
   for (const t of tools) if (!t.ok) missing.add(TOOLS.find(([b, p]) => (b ?? p) === t.name)![1]);
-  if (missing.size > 0) {
+  if (missing.size > 0 || needLibraries) {
+    const apt = isRoot() && which("apt-get");
+    // Package lists first: the library packages' names are read from them.
+    if (apt && run("apt-get", ["update", "-qq"]) !== 0) console.error("apt-get update failed");
+    if (needLibraries) {
+      for (
+        const p of which("apt-cache")
+          ? aptLibraryPackages()
+          : LIBRARY_PACKAGE_PATTERNS.map((l) => l.fallback)
+      ) {
+        missing.add(p);
+      }
+    }
     const pkgs = [...missing];
     const command = `apt-get update && apt-get install -y ${pkgs.join(" ")}`;
-    if (isRoot() && which("apt-get")) {
+    if (apt) {
       console.log(`Installing ${pkgs.join(" ")} with apt-get`);
-      if (
-        run("apt-get", ["update", "-qq"]) !== 0 || run("apt-get", ["install", "-y", "-qq", ...pkgs]) !== 0
-      ) {
+      if (run("apt-get", ["install", "-y", "-qq", ...pkgs]) !== 0) {
         console.error(`apt-get failed: run \`${command}\` yourself`);
         return 1;
       }
