@@ -33,8 +33,11 @@ export interface LoadAttempt {
 
 /** Where a library was found, its version and the layouts chosen for it. */
 export interface SvtAv1Location {
+  /** The file that was opened: an absolute path, or a soname the dynamic linker resolved. */
   path: string;
+  /** The version the library reports (`svt_av1_get_version`). */
   version: LibraryVersion;
+  /** The struct layout used for that version. */
   layout: SvtAv1Layout;
 }
 
@@ -156,7 +159,9 @@ export const RAV1E_INSTALL_HINT =
 
 /** Where librav1e was found and its version. */
 export interface Rav1eLocation {
+  /** The file that was opened: an absolute path, or a soname the dynamic linker resolved. */
   path: string;
+  /** The version the library reports (`rav1e_version_full`). */
   version: LibraryVersion;
 }
 

@@ -44,6 +44,7 @@ export class EncoderError extends Error {
   /** The native library involved, if any. */
   readonly library?: "svt-av1" | "rav1e" | "srt";
 
+  /** Makes an error with a code from {@linkcode EncoderErrorCode}, a message that says what to do, and its details. */
   constructor(code: EncoderErrorCode, message: string, options: EncoderErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "EncoderError";

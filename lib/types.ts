@@ -6,7 +6,9 @@
 
 /** A rational number, such as a frame rate of 30000/1001. */
 export interface Rational {
+  /** Numerator. */
   num: number;
+  /** Denominator, greater than zero. */
   den: number;
 }
 
@@ -18,12 +20,15 @@ export type ChromaPosition = "unknown" | "vertical" | "colocated";
 
 /** Describes raw video: what a Y4M header or a synthetic source says about its frames. */
 export interface VideoInfo {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** Frames per second as a rational. */
   fps: Rational;
   /** 8, 10 or 12. Samples above 8 bits are 16-bit little-endian. */
   bitDepth: number;
+  /** Chroma subsampling of the frames. */
   chroma: ChromaSampling;
   /** Chroma sample position, for 4:2:0. */
   chromaPosition?: ChromaPosition;
@@ -42,6 +47,7 @@ export interface VideoInfo {
  * (stride = plane width). Samples are bytes at 8 bits, 16-bit little-endian above.
  */
 export interface Frame {
+  /** The packet's bytes: one temporal unit of OBUs. */
   data: Uint8Array;
   /** Presentation time in time-base units (frame numbers unless the encoder was told otherwise). */
   timestamp?: number;
@@ -51,6 +57,7 @@ export interface Frame {
 
 /** One encoded AV1 temporal unit, in decode order, with its bytes copied out of native memory. */
 export interface Packet {
+  /** The packet's bytes: one temporal unit of OBUs. */
   data: Uint8Array;
   /** Presentation timestamp in the encoder's time base (frame numbers by default). */
   timestamp: number;

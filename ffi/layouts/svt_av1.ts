@@ -7,35 +7,59 @@
 
 /** Offsets of `EbBufferHeaderType`. */
 export interface SvtBufferHeaderLayout {
+  /** Byte size of the struct, which the caller also writes into its first field (`size`). */
   size: number;
+  /** Offset of `p_buffer`: the input picture descriptor on send, the packet's bytes on receive. */
   pBuffer: number;
+  /** Offset of `n_filled_len`, the number of valid bytes at `p_buffer`. */
   nFilledLen: number;
+  /** Offset of `n_alloc_len`, the bytes allocated at `p_buffer`. */
   nAllocLen: number;
+  /** Offset of `p_app_private`, an opaque pointer handed back with the packet. */
   pAppPrivate: number;
+  /** Offset of `n_tick_count`, SVT-AV1's own timing field (unused here). */
   nTickCount: number;
+  /** Offset of `dts`, the decode timestamp of an output packet. */
   dts: number;
+  /** Offset of `pts`, the presentation timestamp (the frame's index in timebase units). */
   pts: number;
+  /** Offset of `qp`, the quantiser the encoder used for an output frame. */
   qp: number;
+  /** Offset of `pic_type`: `EB_AV1_KEY_PICTURE` requests a key frame on input and marks one on output. */
   picType: number;
+  /** Offset of `flags` (`EB_BUFFERFLAG_EOS` and the other buffer flags). */
   flags: number;
+  /** Offset of `metadata`, a pointer to attached metadata (always null here). */
   metadata: number;
 }
 
 /** Offsets of `EbSvtIOFormat`, the planes an input picture points to. */
 export interface SvtIoFormatLayout {
+  /** Byte size of the struct. */
   size: number;
+  /** Offset of `luma`, the pointer to the Y plane. */
   luma: number;
+  /** Offset of `cb`, the pointer to the U plane. */
   cb: number;
+  /** Offset of `cr`, the pointer to the V plane. */
   cr: number;
+  /** Offset of `y_stride`, the luma stride in samples. */
   yStride: number;
+  /** Offset of `cr_stride`, the V plane's stride in samples. */
   crStride: number;
+  /** Offset of `cb_stride`, the U plane's stride in samples. */
   cbStride: number;
   /** Absent from 3.0: the picture size comes from the configuration. */
   width?: number;
+  /** Offset of `height` (before 3.0). */
   height?: number;
+  /** Offset of `origin_x` (before 3.0), the left of the picture inside its planes. */
   originX?: number;
+  /** Offset of `origin_y` (before 3.0), the top of the picture inside its planes. */
   originY?: number;
+  /** Offset of `color_fmt` (before 3.0), the `EbColorFormat` of the planes. */
   colorFmt?: number;
+  /** Offset of `bit_depth` (before 3.0). */
   bitDepth?: number;
 }
 
@@ -47,7 +71,9 @@ export interface SvtAv1Layout {
   initHandleHasAppData: boolean;
   /** Bytes reserved for `EbSvtAv1EncConfiguration` (the largest known is 1720, in 1.4.1). */
   configBytes: number;
+  /** Offsets of `EbBufferHeaderType` in this version. */
   bufferHeader: SvtBufferHeaderLayout;
+  /** Offsets of `EbSvtIOFormat` in this version. */
   ioFormat: SvtIoFormatLayout;
   /** From 2.0 the input `n_filled_len` must be the real frame size in bytes. */
   filledLenIsFrameSize: boolean;
@@ -123,8 +149,11 @@ const io30: SvtIoFormatLayout = { size: 40, luma: 0, cb: 8, cr: 16, yStride: 24,
 
 /** A parsed `vMAJOR.MINOR.PATCH` version. */
 export interface LibraryVersion {
+  /** Major version, the first number (1 in 1.4.1). */
   major: number;
+  /** Minor version, the second number. */
   minor: number;
+  /** Patch version, the third number. */
   patch: number;
   /** The string the library reported. */
   text: string;

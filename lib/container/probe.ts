@@ -21,13 +21,17 @@ export type ProbeFormat = "ivf" | "obu" | "webm" | "mkv" | "mp4" | "fmp4";
 
 /** What {@linkcode probeFile} and {@linkcode probeBytes} report. */
 export interface ProbeResult {
+  /** The container the file was read as. */
   format: ProbeFormat;
   /** Codec string `av01.P.LLT.DD` from the first sequence header in the stream. */
   codec: string;
   /** What the container declares (WebM/MP4: from `CodecPrivate`/`av1C`), when it declares it. */
   containerCodec?: string;
+  /** Coded width in pixels, from the sequence header. */
   width: number;
+  /** Coded height in pixels, from the sequence header. */
   height: number;
+  /** Bits per sample: 8, 10 or 12. */
   bitDepth: number;
   /** Packets (temporal units). */
   frames: number;

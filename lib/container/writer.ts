@@ -78,6 +78,7 @@ export class MuxingWriter implements ContainerWriter {
     return this.#closing;
   }
 
+  /** Closes the writer, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

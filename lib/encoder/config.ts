@@ -7,7 +7,9 @@ import type { ChromaSampling, Rational, VideoInfo } from "../types.ts";
 
 /** Options with the same name and meaning in every backend. */
 export interface CommonConfig {
+  /** Frame width in pixels (even for 4:2:0 and 4:2:2; at most 16384). */
   width: number;
+  /** Frame height in pixels (even for 4:2:0; at most 16384). */
   height: number;
   /** Frames per second. Default 30/1. */
   fps?: Rational;

@@ -327,16 +327,27 @@ export class Rav1eEncoder extends WorkerEncoder {
 
 /** Command-line flags of the rav1e backend, as the CLI parses them (strings or booleans). */
 export interface Rav1eFlags {
+  /** `--speed`: 0 (slowest, best) to 10 (fastest). */
   speed?: string;
+  /** `--quantizer`: the base quantiser, 0 to 255, for constant-quality encoding. */
   quantizer?: string;
+  /** `--min-quantizer`: the lowest quantiser rate control may use, 0 to 255. */
   "min-quantizer"?: string;
+  /** `--bitrate`: target bitrate in kbit/s; switches to rate-controlled encoding. */
   bitrate?: string;
+  /** `--keyint`: the longest distance between key frames, in frames. */
   keyint?: string;
+  /** `--min-keyint`: the shortest distance between key frames (scene cuts closer are ignored). */
   "min-keyint"?: string;
+  /** `--tiles`: the number of tiles, a power of two. */
   tiles?: string;
+  /** `--threads`: worker threads of rav1e's own pool (0: one per core). */
   threads?: string;
+  /** `--low-latency`: no frame reordering, each frame's packet comes out before the next frame goes in. */
   "low-latency"?: boolean;
+  /** `--rdo-lookahead-frames`: frames rate-distortion lookahead examines. */
   "rdo-lookahead"?: string;
+  /** `--tune`: `Psnr` or `Psychovisual` (the default). */
   tune?: string;
 }
 

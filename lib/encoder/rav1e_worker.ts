@@ -22,20 +22,25 @@ import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. Every value was checked there. */
 export interface Rav1eWorkerConfig {
+  /** Where librav1e is and its version, as the caller located it. */
   location: Rav1eLocation;
   /** `rav1e_config_parse` pairs, in order. */
   params: [string, string][];
   /** Time base: the inverse of the frame rate. */
   timeBase: { num: number; den: number };
+  /** Bits per sample: 8, 10 or 12. */
   bitDepth: number;
   /** `RaChromaSampling`, `RaChromaSamplePosition`, `RaPixelRange` values. */
   chromaSampling: number;
+  /** `RaChromaSamplePosition` value. */
   chromaPosition: number;
+  /** `RaPixelRange` value: limited or full. */
   pixelRange: number;
   /** `RaMatrixCoefficients`, `RaColorPrimaries`, `RaTransferCharacteristics`, when set. */
   colorDescription?: { matrix: number; primaries: number; transfer: number };
   /** Byte offset, length and stride of each plane inside a frame. */
   planes: { offset: number; length: number; stride: number }[];
+  /** Bytes per sample in a frame: 1 at 8 bits, 2 (little-endian) above. */
   bytesPerSample: 1 | 2;
 }
 

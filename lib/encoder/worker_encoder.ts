@@ -30,12 +30,19 @@ type State = "open" | "flushing" | "flushed" | "closed" | "failed";
 
 /** What a backend tells the host about itself. */
 export interface HostSetup {
+  /** The codec's name in packets and stats. */
   codec: "svt-av1" | "rav1e";
+  /** Which native library the thread opens, named in errors. */
   library: "svt-av1" | "rav1e";
+  /** The module run on the native-call thread for this backend. */
   workerUrl: URL;
+  /** The frames the encoder takes. */
   info: VideoInfo;
+  /** Bytes of one frame in that geometry; `encode()` refuses any other size. */
   frameSize: number;
+  /** The backend's configuration, sent to its thread as it starts (structured-clonable). */
   initConfig: unknown;
+  /** Queue depth and the other options the caller gave. */
   options: HostOptions;
 }
 
@@ -69,6 +76,7 @@ export abstract class WorkerEncoder implements Encoder {
   #inBandHeader = false;
   #workerDead = false;
 
+  /** Starts the backend's thread and opens its encoder there; subclasses call it from `create()`. */
   protected constructor(setup: HostSetup) {
     this.codec = setup.codec;
     this.#library = setup.library;
@@ -352,10 +360,12 @@ export abstract class WorkerEncoder implements Encoder {
     return this.#closing;
   }
 
+  /** Closes the encoder, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
+  /** Starts closing the encoder without waiting, for `using`. */
   [Symbol.dispose](): void {
     void this.close();
   }

@@ -20,7 +20,9 @@ export const IVF_MAX_FRAME_BYTES = 256 << 20;
 export interface IvfHeader {
   /** Four-character codec code, `"AV01"` for AV1. */
   fourcc: string;
+  /** Frame width in pixels, from the IVF header. */
   width: number;
+  /** Frame height in pixels, from the IVF header. */
   height: number;
   /** Frame rate: the header's rate over its scale; timestamps count units of `den/num` seconds. */
   fps: Rational;
@@ -36,6 +38,7 @@ export interface IvfHeader {
 export interface IvfFrame {
   /** The frame's bytes, in a buffer of its own. */
   data: Uint8Array<ArrayBuffer>;
+  /** The frame's timestamp in the file's timebase. */
   timestamp: number;
 }
 
@@ -267,6 +270,7 @@ export class IvfWriter implements AsyncDisposable {
     return this.#closing;
   }
 
+  /** Closes the writer, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
@@ -372,6 +376,7 @@ export class IvfReader implements AsyncDisposable {
     return this.#iteration.close();
   }
 
+  /** Releases the reader, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

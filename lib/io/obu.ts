@@ -116,6 +116,7 @@ export class ObuWriter implements AsyncDisposable {
     return this.#closing;
   }
 
+  /** Closes the writer, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

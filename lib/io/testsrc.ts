@@ -11,7 +11,9 @@ import { encodeY4mHeader } from "./y4m.ts";
 
 /** Options of {@linkcode testSource}. */
 export interface TestSourceOptions {
+  /** Frame width in pixels. */
   width: number;
+  /** Frame height in pixels. */
   height: number;
   /** Frame rate. Default 30/1. */
   fps?: Rational;
@@ -27,8 +29,11 @@ export interface TestSourceOptions {
 
 /** A frame of the test source: its own buffer, timestamp = index, duration 1. */
 export interface TestFrame extends Frame {
+  /** The frame's samples, planes packed one after another (16-bit little-endian above 8 bits). */
   data: Uint8Array<ArrayBuffer>;
+  /** The frame's index, in frame-duration units. */
   timestamp: number;
+  /** Always 1: one frame duration. */
   duration: number;
 }
 

@@ -30,7 +30,9 @@ export interface Y4mInfo extends VideoInfo {
 export interface Y4mFrame extends Frame {
   /** Exactly one frame, in a buffer of its own (transferable). */
   data: Uint8Array<ArrayBuffer>;
+  /** The frame's index in the stream, in frame-duration units. */
   timestamp: number;
+  /** Always 1: one frame duration. */
   duration: number;
   /** Parameters of the `FRAME` line after the word `FRAME`, if it had any (such as `"Ixyz"`). */
   frameParams?: string;
@@ -343,10 +345,12 @@ export class Y4mReader implements AsyncDisposable, Disposable {
     return this.#iteration.close(reason);
   }
 
+  /** Releases the stream, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
+  /** Releases the stream without waiting, for `using`. */
   [Symbol.dispose](): void {
     void this.close();
   }
@@ -473,6 +477,7 @@ export class Y4mWriter implements AsyncDisposable {
   #closed = false;
   #frames = 0;
 
+  /** Wraps a writable stream; the header is written with the first frame, or on close if none comes. */
   constructor(writable: WritableStream<Uint8Array>, info: Y4mHeaderInfo) {
     this.#header = encodeY4mHeader(info);
     this.#frameSize = frameByteLength(info);
@@ -528,6 +533,7 @@ export class Y4mWriter implements AsyncDisposable {
     }
   }
 
+  /** Closes the writer, as {@linkcode close} does, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

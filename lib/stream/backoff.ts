@@ -27,10 +27,15 @@ export interface BackoffOptions {
 
 /** The checked schedule. */
 export interface Backoff {
+  /** Delay before the first retry, in milliseconds. */
   readonly initialDelay: number;
+  /** The longest delay between retries, in milliseconds. */
   readonly maxDelay: number;
+  /** What each delay is multiplied by for the next retry. */
   readonly factor: number;
+  /** Retries before giving up (`Infinity`: never). */
   readonly maxAttempts: number;
+  /** Share of each delay randomised, 0 to 1, so reconnecting clients spread out. */
   readonly jitter: number;
   /** Delay before retry `attempt` (1 for the first retry), with jitter from `random` (0 to 1). */
   delay(attempt: number, random?: number): number;

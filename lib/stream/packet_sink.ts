@@ -80,6 +80,7 @@ export type SinkState = "connecting" | "connected" | "reconnecting" | "ending" |
 
 /** Counters of a sink. */
 export interface SinkStats {
+  /** Where the sink is in its life: connecting, open, reconnecting, closed or failed. */
   state: SinkState;
   /** Connections opened. */
   connections: number;
@@ -91,9 +92,11 @@ export interface SinkStats {
   resent: number;
   /** Packets discarded by `drop` / `buffer`. */
   dropped: number;
+  /** Bytes of packets dropped by the disconnect policy so far. */
   droppedBytes: number;
   /** Packets held now: waiting to be sent or kept for resending. */
   buffered: number;
+  /** Bytes waiting to be written now. */
   bufferedBytes: number;
   /** Times `onKeyFrameNeeded` was called. */
   keyFramesRequested: number;
@@ -168,6 +171,7 @@ export function resolveFormat(options: PacketSinkOptions): StreamFormat {
 export class PacketSink extends WritableStream<Packet> {
   #core: SinkCore;
 
+  /** Makes a sink over a transport; it connects on the first write. */
   constructor(transport: Transport, options: PacketSinkOptions = {}) {
     const core = new SinkCore(transport, options);
     super({

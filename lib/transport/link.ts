@@ -6,6 +6,7 @@
 
 /** An error from a link, with a POSIX-style `code` such as `"ECONNRESET"`, `"EPIPE"` or `"ETIMEDOUT"`. */
 export interface LinkError extends Error {
+  /** The system's error code (`ECONNREFUSED`, `EPIPE`…), when the failure came from the socket. */
   code?: string;
 }
 

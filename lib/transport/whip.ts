@@ -21,6 +21,7 @@ import { asError, type Link, type LinkError, linkError, type Transport } from ".
 
 /** A bitrate the receiver's congestion feedback allows. */
 export interface WhipBitrateEvent {
+  /** The receiver's estimate of the bandwidth available, in kbit/s. */
   kbps: number;
   /** REMB (receiver-estimated maximum bitrate); transport-wide CC is not negotiated (see the module doc). */
   source: "remb";

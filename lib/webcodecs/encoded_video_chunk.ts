@@ -11,11 +11,13 @@ export type EncodedVideoChunkType = "key" | "delta";
 
 /** The argument of `new EncodedVideoChunk(init)`. */
 export interface EncodedVideoChunkInit {
+  /** `"key"` for a key frame, `"delta"` otherwise. */
   type: EncodedVideoChunkType;
   /** Presentation time in microseconds. */
   timestamp: number;
   /** Duration in microseconds. */
   duration?: number;
+  /** The chunk's bytes, copied on construction. */
   data: AllowSharedBufferSource;
   /** Accepted for compatibility; the chunk copies `data` either way. */
   transfer?: ArrayBuffer[];
@@ -43,6 +45,7 @@ function bytesOf(data: unknown, what: string): Uint8Array {
  * ```
  */
 export class EncodedVideoChunk {
+  /** `"key"` for a key frame, `"delta"` otherwise. */
   readonly type: EncodedVideoChunkType;
   /** Microseconds. */
   readonly timestamp: number;
@@ -50,6 +53,7 @@ export class EncodedVideoChunk {
   readonly duration: number | null;
   #data: Uint8Array;
 
+  /** Copies the init's data; a missing type or timestamp throws TypeError. */
   constructor(init: EncodedVideoChunkInit) {
     if (init === null || typeof init !== "object") {
       throw new TypeError("EncodedVideoChunk needs an init object");
@@ -75,6 +79,7 @@ export class EncodedVideoChunk {
     this.#data = bytesOf(init.data, "EncodedVideoChunk data").slice();
   }
 
+  /** The chunk's size in bytes. */
   get byteLength(): number {
     return this.#data.byteLength;
   }

@@ -6,7 +6,9 @@
 
 /** Where a region of a plane is: its bytes, row stride, and the top-left sample of the region. */
 export interface PlaneRegion {
+  /** The plane's samples. */
   data: Uint8Array;
+  /** Bytes from the start of one row to the next. */
   stride: number;
   /** Byte offset of the region's first sample. */
   offset: number;

@@ -24,9 +24,13 @@ export type Av1Backend = "svt-av1" | "rav1e";
 export interface VideoEncoderConfig {
   /** `"av01.P.LLT.DD"`: profile 0, level (SVT-AV1 is told it), tier, bit depth 8 or 10. */
   codec: string;
+  /** Coded width in pixels. */
   width: number;
+  /** Coded height in pixels. */
   height: number;
+  /** Display width, for the decoder config's aspect ratio (defaults to `width`). */
   displayWidth?: number;
+  /** Display height (defaults to `height`). */
   displayHeight?: number;
   /** Target bits per second. */
   bitrate?: number;
@@ -42,6 +46,7 @@ export interface VideoEncoderConfig {
   alpha?: "keep" | "discard";
   /** Accepted and ignored: both backends are software encoders. */
   hardwareAcceleration?: "no-preference" | "prefer-hardware" | "prefer-software";
+  /** A hint about the content (`"motion"`, `"detail"`, `"text"`); accepted and echoed. */
   contentHint?: string;
   /** Non-standard: the library, default "svt-av1". */
   av1Backend?: Av1Backend;
@@ -54,7 +59,9 @@ export interface VideoEncoderConfig {
 
 /** What `isConfigSupported()` resolves with. */
 export interface VideoEncoderSupport {
+  /** Whether this implementation can encode the config. */
   supported: boolean;
+  /** The config as understood: the recognised members only. */
   config: VideoEncoderConfig;
 }
 
@@ -62,10 +69,15 @@ export interface VideoEncoderSupport {
 export interface VideoDecoderConfig {
   /** The codec string of the bitstream's sequence header. */
   codec: string;
+  /** Coded width in pixels. */
   codedWidth: number;
+  /** Coded height in pixels. */
   codedHeight: number;
+  /** Horizontal part of the display aspect ratio. */
   displayAspectWidth?: number;
+  /** Vertical part of the display aspect ratio. */
   displayAspectHeight?: number;
+  /** The colour space the stream signals. */
   colorSpace?: VideoColorSpaceInit;
   /** The `av1C` record (AV1CodecConfigurationRecord with the sequence header OBU). */
   description?: Uint8Array<ArrayBuffer>;
@@ -73,18 +85,23 @@ export interface VideoDecoderConfig {
 
 /** The second argument of `output`. */
 export interface EncodedVideoChunkMetadata {
+  /** Present on the first chunk and after a configuration change: what a decoder needs. */
   decoderConfig?: VideoDecoderConfig;
+  /** Temporal layer of the chunk when a scalability mode is set. */
   svc?: { temporalLayerId: number };
 }
 
 /** The argument of `new VideoEncoder(init)`. */
 export interface VideoEncoderInit {
+  /** Called with each encoded chunk, in decode order. */
   output: (chunk: EncodedVideoChunk, metadata?: EncodedVideoChunkMetadata) => void;
+  /** Called once when the encoder closes on an error. */
   error: (error: DOMException) => void;
 }
 
 /** The second argument of `encode()`. */
 export interface VideoEncoderEncodeOptions {
+  /** Make this frame a key frame. */
   keyFrame?: boolean;
   /**
    * With `bitrateMode: "quantizer"`: the frame's quantizer, 0 to 63 (SVT-AV1 `qp`, rav1e quantizer
@@ -424,6 +441,7 @@ export class VideoEncoder extends EventTarget {
   #needDecoderConfig = false;
   #outputConfigKey = "";
 
+  /** Makes an unconfigured encoder; `output` and `error` are required (TypeError otherwise). */
   constructor(init: VideoEncoderInit) {
     super();
     if (init === null || typeof init !== "object") {
@@ -450,6 +468,7 @@ export class VideoEncoder extends EventTarget {
     }
   }
 
+  /** `"unconfigured"`, `"configured"` or `"closed"`. */
   get state(): CodecState {
     return this.#state;
   }
@@ -459,6 +478,7 @@ export class VideoEncoder extends EventTarget {
     return this.#encodeQueueSize;
   }
 
+  /** Called when `encodeQueueSize` goes down. */
   get ondequeue(): ((this: VideoEncoder, ev: Event) => unknown) | null {
     return this.#ondequeue;
   }
@@ -467,6 +487,7 @@ export class VideoEncoder extends EventTarget {
     this.#ondequeue = typeof handler === "function" ? handler : null;
   }
 
+  /** Configures the encoder (TypeError on an invalid config; an unsupported one closes it with NotSupportedError). */
   configure(config: VideoEncoderConfig): void {
     checkValid(config);
     if (this.#state === "closed") throw invalidState("Cannot configure a closed VideoEncoder");
@@ -486,6 +507,7 @@ export class VideoEncoder extends EventTarget {
     });
   }
 
+  /** Queues a frame for encoding; the frame may be closed as soon as this returns. */
   encode(frame: VideoFrame, options: VideoEncoderEncodeOptions = {}): void {
     if (this.#state !== "configured") throw invalidState(`Cannot encode: the VideoEncoder is ${this.#state}`);
     if (!(frame instanceof VideoFrame)) throw new TypeError("encode() takes a VideoFrame");
@@ -506,6 +528,7 @@ export class VideoEncoder extends EventTarget {
     });
   }
 
+  /** Resolves when every queued frame has been encoded and output. */
   flush(): Promise<void> {
     if (this.#state !== "configured") {
       return Promise.reject(invalidState(`Cannot flush: the VideoEncoder is ${this.#state}`));

@@ -17,42 +17,63 @@ export type VideoPixelFormat = "I420" | "I420P10" | "NV12" | "RGBA" | "RGBX" | "
 
 /** A rectangle as WebCodecs' `DOMRectInit`. */
 export interface DOMRectInit {
+  /** Left edge in pixels (0 by default). */
   x?: number;
+  /** Top edge in pixels (0 by default). */
   y?: number;
+  /** Width in pixels. */
   width?: number;
+  /** Height in pixels. */
   height?: number;
 }
 
 /** A read-only rectangle like `DOMRectReadOnly`. */
 export interface VideoFrameRect {
+  /** Left edge in pixels. */
   readonly x: number;
+  /** Top edge in pixels. */
   readonly y: number;
+  /** Width in pixels. */
   readonly width: number;
+  /** Height in pixels. */
   readonly height: number;
+  /** Same as `y`. */
   readonly top: number;
+  /** Same as `x`. */
   readonly left: number;
+  /** `x + width`. */
   readonly right: number;
+  /** `y + height`. */
   readonly bottom: number;
 }
 
 /** Where one plane lives in a buffer. */
 export interface PlaneLayout {
+  /** Byte offset of the plane in the buffer. */
   offset: number;
+  /** Bytes from the start of one row to the next. */
   stride: number;
 }
 
 /** Colour description, as WebCodecs' `VideoColorSpaceInit`. */
 export interface VideoColorSpaceInit {
+  /** Colour primaries (`"bt709"`, `"bt2020"`…), or null when unknown. */
   primaries?: string | null;
+  /** Transfer characteristics (`"bt709"`, `"pq"`, `"hlg"`…), or null. */
   transfer?: string | null;
+  /** Matrix coefficients (`"bt709"`, `"bt601"`…), or null. */
   matrix?: string | null;
+  /** Whether samples use the full range, or null when unknown. */
   fullRange?: boolean | null;
 }
 
 /** The second argument of `new VideoFrame(data, init)`. */
 export interface VideoFrameBufferInit {
+  /** Pixel format of the buffer. */
   format: VideoPixelFormat;
+  /** Width of the buffer's picture in pixels. */
   codedWidth: number;
+  /** Height of the buffer's picture in pixels. */
   codedHeight: number;
   /** Presentation time in microseconds. */
   timestamp: number;
@@ -62,8 +83,11 @@ export interface VideoFrameBufferInit {
   layout?: PlaneLayout[];
   /** The visible region; default the whole coded picture. */
   visibleRect?: DOMRectInit;
+  /** Display width (defaults to the visible width). */
   displayWidth?: number;
+  /** Display height (defaults to the visible height). */
   displayHeight?: number;
+  /** The colour space of the samples. */
   colorSpace?: VideoColorSpaceInit;
   /** Accepted for compatibility; the frame copies `data` either way. */
   transfer?: ArrayBuffer[];
@@ -208,8 +232,11 @@ function asBytes(data: unknown): Uint8Array {
 
 /** The raw picture the encoder takes: tightly packed I420, 8- or 16-bit samples. */
 export interface I420Picture {
+  /** The samples: Y, then U, then V, tightly packed. */
   data: Uint8Array<ArrayBuffer>;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
 }
 
@@ -239,6 +266,7 @@ export class VideoFrame {
   #duration: number | null;
   #colorSpace: VideoColorSpaceInit;
 
+  /** Wraps a copy of the pixels, or clones another frame; a bad init throws TypeError. */
   constructor(data: AllowSharedBufferSource | VideoFrame, init: VideoFrameBufferInit) {
     if (data instanceof VideoFrame) {
       // Wrapping another frame: same pixels, with this init's timestamp and duration when given.
@@ -343,23 +371,29 @@ export class VideoFrame {
   get format(): VideoPixelFormat | null {
     return this.#resource ? this.#format : null;
   }
+  /** Width of the buffer's picture in pixels (0 once closed). */
   get codedWidth(): number {
     return this.#resource ? this.#codedWidth : 0;
   }
+  /** Height of the buffer's picture in pixels (0 once closed). */
   get codedHeight(): number {
     return this.#resource ? this.#codedHeight : 0;
   }
+  /** The whole coded picture (null once closed). */
   get codedRect(): VideoFrameRect | null {
     return this.#resource
       ? readRect({ x: 0, y: 0, width: this.#codedWidth, height: this.#codedHeight })
       : null;
   }
+  /** The part of the picture that is shown (null once closed). */
   get visibleRect(): VideoFrameRect | null {
     return this.#resource ? readRect(this.#visible) : null;
   }
+  /** Display width in pixels. */
   get displayWidth(): number {
     return this.#resource ? this.#displayWidth : 0;
   }
+  /** Display height in pixels. */
   get displayHeight(): number {
     return this.#resource ? this.#displayHeight : 0;
   }
@@ -371,6 +405,7 @@ export class VideoFrame {
   get duration(): number | null {
     return this.#duration;
   }
+  /** The colour space of the samples. */
   get colorSpace(): VideoColorSpaceInit {
     return { ...this.#colorSpace };
   }

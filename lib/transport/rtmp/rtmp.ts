@@ -16,7 +16,9 @@ import { type AmfValue, decodeAmf0, encodeAmf0 } from "./amf.ts";
 
 /** Where to publish: `rtmp://host[:port]/app/key`. */
 export interface RtmpAddress {
+  /** Host name or address of the server. */
   host: string;
+  /** TCP port (1935 unless the URL names one). */
   port: number;
   /** Application: every path segment but the last (`live`, `app/instance`). */
   app: string;
