@@ -65,17 +65,28 @@ Output
   -h, --help               this text
 `;
 
+/** A command line that cannot be run; its message says what is wrong and the CLI prints it with the usage. */
 export class UsageError extends Error {}
 
+/** What a command line asks for, after every flag was checked. */
 export interface Options {
+  /** Input: a Y4M path, `-` for standard input, or `testsrc:WxH@FPS:FRAMES`. */
   input: string;
+  /** Output: a file path, `-` for standard output, or a live URL (tcp://, ws://, http(s)://, rtmp://, srt://, whip+http(s)://). */
   output: string;
+  /** Encode at most this many frames. */
   frames?: number;
+  /** No progress line. */
   quiet: boolean;
+  /** Print the summary as JSON. */
   json: boolean;
+  /** Show the encoder library's own log. */
   verbose: boolean;
+  /** Frames to make key frames (`--force-key-frames`), as given. */
   forceKeyFrames: string[];
+  /** The backend. */
   codec: "svt-av1" | "rav1e";
+  /** Container of the output, from `--format` or the file extension. */
   outputFormat: ContainerFormat;
   /** Set when the output is a live peer rather than a file. */
   live?: {
@@ -84,8 +95,11 @@ export interface Options {
     maxAttempts?: number;
     initialDelay?: number;
   };
+  /** Pace frames at the input's frame rate, as a live source would deliver them. */
   realtime: boolean;
+  /** The encoder's configuration; width and height come from the input. */
   config: Omit<SvtAv1Config, "width" | "height"> | Omit<Rav1eConfig, "width" | "height">;
+  /** Set when the input is cut into chunks encoded side by side (`--chunked`). */
   chunked?: { workers?: number; resume: boolean; workDir?: string };
 }
 
@@ -95,6 +109,7 @@ function intFlag(name: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
+/** Parses the CLI's arguments (without the program name); `"help"` when help was asked for. Throws {@linkcode UsageError}. */
 export function parseCli(argv: string[]): Options | "help" {
   let parsed;
   try {

@@ -30,12 +30,17 @@ export const CHUNK_QUEUE = "av1-chunks";
 
 /** What one job tells a worker; paths are relative to the shared directory. */
 export interface ChunkJobData {
+  /** Job format version. */
   version: 1;
   /** Work-directory key: input and settings. */
   key: string;
+  /** Hash of the encoder settings; a worker checks it against the manifest. */
   settingsHash: string;
+  /** Position of the chunk in the plan. */
   index: number;
+  /** First frame of the chunk (inclusive). */
   start: number;
+  /** Frame after the chunk's last (exclusive). */
   end: number;
   /** Byte offset of the chunk's first `FRAME` line in the input. */
   offset: number;
@@ -43,6 +48,7 @@ export interface ChunkJobData {
   input: string;
   /** Output IVF file, relative to the shared directory. */
   output: string;
+  /** The encoder settings, the same for every chunk. */
   config: ChunkedConfig;
 }
 
@@ -67,13 +73,19 @@ export function redisConnection(target: RedisTarget): ConnectionOptions {
 
 /** Options of {@linkcode runCoordinator}. */
 export interface CoordinatorOptions {
+  /** The Redis that holds BullMQ's queue. */
   redis: RedisTarget;
   /** Directory every worker can read and write (an NFS or SMB mount, a shared disk). */
   sharedDir: string;
+  /** Where the joined stream goes: a path, a {@linkcode ByteSink} or a `WritableStream`. */
   output: string | ByteSink | WritableStream<Uint8Array>;
+  /** Output container. Default "ivf". */
   format?: ContainerFormat;
+  /** BullMQ queue name. Default {@linkcode CHUNK_QUEUE} ("av1-chunks"). */
   queue?: string;
+  /** Where to cut. */
   plan?: PlanOptions;
+  /** Encode at most this many frames. */
   maxFrames?: number;
   /** Resume an earlier run's work directory (chunks already on shared storage are not enqueued). Default true. */
   resume?: boolean;
@@ -83,7 +95,9 @@ export interface CoordinatorOptions {
   backoffMs?: number;
   /** How often to look at the jobs, ms. Default 250. */
   pollMs?: number;
+  /** Called as chunks finish. */
   onProgress?: (progress: ChunkedProgress) => void;
+  /** Stops waiting (an ABORTED error); enqueued jobs stay in the queue and the work directory stays, so a later run resumes. */
   signal?: AbortSignal;
 }
 
@@ -236,9 +250,11 @@ function jobOptions(jobId: string, attempts: number, backoffMs = 1000) {
 
 /** Options of {@linkcode runChunkWorker}. */
 export interface ChunkWorkerOptions {
+  /** The Redis that holds BullMQ's queue. */
   redis: RedisTarget;
   /** This machine's path of the shared directory (job paths are relative to it). */
   sharedDir: string;
+  /** BullMQ queue name; the coordinator's. Default {@linkcode CHUNK_QUEUE} ("av1-chunks"). */
   queue?: string;
   /** Chunks encoded at once by this process. Default 1. */
   concurrency?: number;

@@ -23,10 +23,13 @@ export type ChunkedConfig =
 
 /** What encoding one chunk produced. */
 export interface ChunkResult {
+  /** The chunk's position in the plan, from 0. */
   index: number;
   /** File name of the chunk's IVF, relative to its directory. */
   file: string;
+  /** Frames the chunk's file holds. */
   frames: number;
+  /** Size of the chunk's IVF file in bytes. */
   bytes: number;
   /** The sequence header OBU of the chunk's first key frame, hex. */
   sequenceHeader: string;

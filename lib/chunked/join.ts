@@ -14,8 +14,11 @@ import type { VideoInfo } from "../types.ts";
 
 /** One chunk file to join: its IVF path, first frame in the whole stream and frame count. */
 export interface JoinChunk {
+  /** Path of the chunk's IVF file. */
   path: string;
+  /** Index of the chunk's first frame in the whole stream. */
   start: number;
+  /** Frames the chunk holds (checked against the file). */
   frames: number;
 }
 
@@ -29,7 +32,9 @@ export interface JoinOptions {
 
 /** What {@linkcode joinChunks} wrote. */
 export interface JoinResult {
+  /** Frames written. */
   frames: number;
+  /** Bytes written, container included. */
   bytes: number;
   /** The sequence header every chunk shares. */
   sequenceHeader: Uint8Array;

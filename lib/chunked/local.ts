@@ -22,14 +22,19 @@ import { readY4mRange } from "./y4m_file.ts";
 
 /** Progress of a chunked encode, reported to `onProgress`. */
 export interface ChunkedProgress {
+  /** What the encode is doing: planning cuts, encoding chunks, joining them, or finished. */
   phase: "plan" | "encode" | "join" | "done";
   /** Frames encoded so far, including those of chunks finished by an earlier run. */
   framesDone: number;
+  /** Frames the whole encode will produce. */
   frameCount: number;
+  /** Chunks finished, including resumed ones. */
   chunksDone: number;
+  /** Chunks in the plan. */
   chunkCount: number;
   /** Chunks skipped because an earlier run finished them. */
   chunksResumed: number;
+  /** Bytes of encoded chunks so far (after `join`: of the output). */
   bytes: number;
 }
 
@@ -61,15 +66,23 @@ export interface EncodeChunkedOptions {
 
 /** What {@linkcode encodeChunked} did. */
 export interface ChunkedResult {
+  /** Frames in the output. */
   frames: number;
+  /** Bytes of the output, container included. */
   bytes: number;
+  /** Chunks the input was cut into. */
   chunks: number;
+  /** Chunks taken from an earlier run instead of encoded. */
   chunksResumed: number;
+  /** Scene changes the planner found (frame numbers). */
   sceneChanges: number[];
+  /** Encoders that ran at once. */
   workers: number;
   /** Memory one encoder is expected to use, from the frame size (what limits `workers`). */
   memoryPerWorker: number;
+  /** The work directory used (kept, so a later run can resume). */
   workDir: string;
+  /** Wall time of the whole encode, in seconds. */
   seconds: number;
 }
 

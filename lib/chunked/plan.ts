@@ -8,8 +8,11 @@ import type { Frame, VideoInfo } from "../types.ts";
 
 /** One chunk: frames `start` (inclusive) to `end` (exclusive) of the input; `start` becomes a key frame. */
 export interface Chunk {
+  /** Position of the chunk in the plan, from 0. */
   index: number;
+  /** First frame (inclusive); it is encoded as a key frame. */
   start: number;
+  /** Frame after the last one (exclusive). */
   end: number;
 }
 
@@ -36,10 +39,13 @@ export interface PlanOptions {
 
 /** What {@linkcode planChunks} decided. */
 export interface ChunkPlan {
+  /** Frames planned (the input's, or `maxFrames` if smaller). */
   frameCount: number;
+  /** The chunks, in order, covering every frame once. */
   chunks: Chunk[];
   /** Scene changes found (frame numbers), whether or not a chunk starts there. */
   sceneChanges: number[];
+  /** How the cuts were chosen. */
   method: "scene" | "fixed";
 }
 

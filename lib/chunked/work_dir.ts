@@ -17,7 +17,9 @@ import { indexY4mFile, readY4mFileInfo, spillY4m } from "./y4m_file.ts";
 
 /** A raw source that cannot seek: what `testSource()` returns, or anything with `info` and `frames()`. */
 export interface FrameSource {
+  /** Geometry and frame rate of the frames. */
   info: VideoInfo;
+  /** The frames, in order; called once. */
   frames(): AsyncIterable<Frame> | AsyncIterableIterator<Frame>;
 }
 
@@ -26,20 +28,29 @@ export type ChunkedInput = string | ReadableStream<Uint8Array> | FrameSource;
 
 /** A planned chunk and the byte offset of its first frame in the input Y4M file. */
 export interface PlannedChunk extends Chunk {
+  /** Byte offset of the chunk's first `FRAME` line in the input file. */
   offset: number;
 }
 
 /** The manifest file's content. */
 export interface Manifest {
+  /** Manifest format version. */
   version: 1;
+  /** Name of the work directory: a hash of the input and the settings. */
   key: string;
+  /** Hash of the encoder settings; a resumed run must have the same. */
   settingsHash: string;
+  /** The backend the chunks are encoded with. */
   codec: "svt-av1" | "rav1e";
   /** The input Y4M file: relative to the work directory when inside it, else absolute. */
   input: string;
+  /** The input's geometry, frame rate and format. */
   info: Pick<Y4mInfo, "width" | "height" | "fps" | "bitDepth" | "chroma">;
+  /** Frames to encode. */
   frameCount: number;
+  /** The plan, with each chunk's byte offset in the input. */
   chunks: PlannedChunk[];
+  /** Scene changes the planner found (frame numbers). */
   sceneChanges: number[];
   /** Finished chunks by index. */
   done: Record<string, ChunkResult>;
@@ -51,6 +62,7 @@ export interface PrepareOptions {
   workDir: string;
   /** Reuse the manifest and finished chunks of an earlier run with the same key. */
   resume?: boolean;
+  /** Where to cut the input. */
   plan?: PlanOptions;
   /** Encode at most this many frames. */
   maxFrames?: number;
@@ -60,10 +72,13 @@ export interface PrepareOptions {
 
 /** A prepared work directory: its manifest, input and plan. */
 export interface Work {
+  /** Absolute path of the keyed work directory. */
   dir: string;
+  /** The manifest as loaded or made; updated through `store`. */
   manifest: Manifest;
   /** Absolute path of the input Y4M file. */
   inputPath: string;
+  /** Where the manifest is saved. */
   store: ManifestStore;
   /** Whether the manifest came from an earlier run. */
   resumed: boolean;
@@ -71,15 +86,18 @@ export interface Work {
 
 /** Reads and rewrites a manifest; writes are serialized and each one is atomic. */
 export class ManifestStore {
+  /** Path of the manifest file. */
   readonly path: string;
   #chain: Promise<void> = Promise.resolve();
   #manifest: Manifest;
 
+  /** Holds a manifest that lives at `path`; nothing is written until `save()`. */
   constructor(path: string, manifest: Manifest) {
     this.path = path;
     this.#manifest = manifest;
   }
 
+  /** The manifest as last changed (saved or not). */
   get manifest(): Manifest {
     return this.#manifest;
   }

@@ -25,10 +25,13 @@ const decoder = new TextDecoder();
 
 /** What one pass over a Y4M file learned. */
 export interface Y4mIndex {
+  /** The stream header's information. */
   info: Y4mInfo;
   /** Bytes of the stream header, newline included. */
   headerLength: number;
+  /** Bytes of one frame's samples (the `FRAME` line excluded). */
   frameSize: number;
+  /** Complete frames in the file. */
   frameCount: number;
   /** Byte offset of each frame's `FRAME` line. */
   offsets: number[];
