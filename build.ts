@@ -5,6 +5,7 @@
  * ```sh
  * deno run -A build.ts          # libSvtAv1Enc and librav1e
  * deno run -A build.ts --dev    # also SvtAv1EncApp, rav1e, dav1d and ffmpeg for tests and benchmarks
+ * deno run -A build.ts --svt-av1 3 --rav1e 0.8   # newer builds from Debian into build/, without root
  * ```
  *
  * Where something is missing and apt-get is available as root, it is installed; otherwise the exact
@@ -12,10 +13,21 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import * as load from "./ffi/load.ts";
-import { LIBRARY_PACKAGE_PATTERNS, pickLibraryPackages } from "./ffi/platform.ts";
+import { debianBuild, glibcAtLeast, LIBRARY_PACKAGE_PATTERNS, pickLibraryPackages } from "./ffi/platform.ts";
 
 function aptLibraryPackages(): string[] {
   const names = (prefix: string) =>
@@ -125,7 +137,136 @@ function report(title: string, found: Found[]) {
   for (const f of found) console.log(`  ${f.ok ? "ok     " : "missing"} ${f.name.padEnd(13)} ${f.detail}`);
 }
 
+function glibcVersion(): string | undefined {
+  const out = String(spawnSync("getconf", ["GNU_LIBC_VERSION"]).stdout ?? "");
+  return /glibc (\d+\.\d+)/.exec(out)?.[1];
+}
+
+/**
+ * Fetches a pinned newer build from Debian's archive into `build/` (no root, system sources untouched:
+ * apt runs with a private configuration under `build/.debian/`). The library goes into `build/`, where
+ * the loader looks first; the library's own tool, where Debian has one that runs here, into
+ * `build/bin/` (the tests' reference encoders are looked up there first).
+ */
+function fetchDebianBuild(library: "svt-av1" | "rav1e", select: string): number {
+  const b = debianBuild(library, select);
+  const glibc = glibcVersion();
+  if (!glibc || !glibcAtLeast(glibc, b.glibc)) {
+    console.error(
+      `${library} ${b.version} from Debian needs glibc ${b.glibc} or later; this system has ${
+        glibc ?? "no glibc"
+      }. `
+        + `Install your distribution's package instead (deno run -A build.ts), or build ${library} from source.`,
+    );
+    return 1;
+  }
+  if (!which("apt-get") || !which("dpkg-deb")) {
+    console.error(`Fetching Debian's ${library} ${b.version} needs apt-get and dpkg-deb (Debian or Ubuntu).`);
+    return 1;
+  }
+  const state = join(load.BUILD_DIR, ".debian");
+  for (const d of ["lists/partial", "cache/archives/partial", "debs"]) {
+    mkdirSync(join(state, d), { recursive: true });
+  }
+  const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+  const signed = existsSync(keyring) ? `[signed-by=${keyring}] ` : "";
+  const suites = [...new Set(b.packages.map((p) => p.suite))];
+  writeFileSync(
+    join(state, "sources.list"),
+    suites.map((s) => `deb ${signed}http://deb.debian.org/debian ${s} main\n`).join(""),
+  );
+  const apt = [
+    "-o",
+    `Dir::Etc::sourcelist=${join(state, "sources.list")}`,
+    "-o",
+    "Dir::Etc::sourceparts=-",
+    "-o",
+    `Dir::State::Lists=${join(state, "lists")}`,
+    "-o",
+    `Dir::Cache=${join(state, "cache")}`,
+  ];
+  console.log(`Fetching ${library} ${b.version} from Debian ${suites.join(" and ")}`);
+  if (run("apt-get", [...apt, "update", "-qq"]) !== 0) {
+    console.error("apt-get update with Debian's archive failed: is deb.debian.org reachable?");
+    return 1;
+  }
+  const debs = join(state, "debs");
+  const r = spawnSync("apt-get", [...apt, "download", ...b.packages.map((p) => `${p.name}=${p.version}`)], {
+    cwd: debs,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (r.status !== 0) {
+    console.error(`apt-get download failed for ${b.packages.map((p) => p.name).join(", ")}`);
+    return 1;
+  }
+  // Libraries of the same kind already in build/ go: the loader takes the newest soname it finds there.
+  const prefix = library === "svt-av1" ? "libSvtAv1Enc.so" : "librav1e.so";
+  for (const f of readdirSync(load.BUILD_DIR)) if (f.startsWith(prefix)) rmSync(join(load.BUILD_DIR, f));
+  const tool = library === "svt-av1" ? "SvtAv1EncApp" : "rav1e";
+  const bin = join(load.BUILD_DIR, "bin");
+  rmSync(join(bin, tool), { force: true });
+  for (const p of b.packages) {
+    const deb = readdirSync(debs).find((f) => f.startsWith(`${p.name}_`) && f.endsWith("_amd64.deb"));
+    if (!deb) {
+      console.error(`${p.name} ${p.version}: apt-get download left no .deb`);
+      return 1;
+    }
+    const sum = createHash("sha256").update(readFileSync(join(debs, deb))).digest("hex");
+    if (sum !== p.sha256) {
+      console.error(`${deb}: SHA-256 ${sum} is not the pinned ${p.sha256}; nothing was installed from it`);
+      return 1;
+    }
+    const root = join(state, "root", p.name);
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    if (run("dpkg-deb", ["-x", join(debs, deb), root]) !== 0) return 1;
+    if (p.kind === "library") {
+      const libDir = join(root, "usr/lib/x86_64-linux-gnu");
+      // The file named by the soname (the shortest name; the others are the same library).
+      const soname = readdirSync(libDir).filter((f) =>
+        f.startsWith(prefix)
+      ).sort((a, z) => a.length - z.length)[0];
+      copyFileSync(join(libDir, soname), join(load.BUILD_DIR, soname));
+    } else {
+      mkdirSync(join(bin, ".real"), { recursive: true });
+      copyFileSync(join(root, "usr/bin", tool), join(bin, ".real", tool));
+      chmodSync(join(bin, ".real", tool), 0o755);
+      // The tool links the library by soname: it runs against the copy in build/.
+      writeFileSync(
+        join(bin, tool),
+        `#!/bin/sh\nLD_LIBRARY_PATH="${load.BUILD_DIR}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "${
+          join(bin, ".real", tool)
+        }" "$@"\n`,
+      );
+      chmodSync(join(bin, tool), 0o755);
+    }
+  }
+  console.log(
+    `${library} ${b.version} is in ${load.BUILD_DIR}`
+      + (b.packages.some((p) => p.kind === "tool")
+        ? ` and its ${tool} in ${bin}`
+        : ` (Debian has no ${tool} of it that runs here)`),
+  );
+  return 0;
+}
+
+function flagValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 async function main(): Promise<number> {
+  for (const library of ["svt-av1", "rav1e"] as const) {
+    const select = flagValue(`--${library}`);
+    if (select === undefined) continue;
+    mkdirSync(load.BUILD_DIR, { recursive: true });
+    try {
+      if (fetchDebianBuild(library, select) !== 0) return 1;
+    } catch (e) {
+      console.error((e as Error).message);
+      return 1;
+    }
+  }
   const dev = process.argv.includes("--dev");
   let libs = await findLibraries();
   let tools = dev ? findTools() : [];

@@ -2,7 +2,7 @@
 // names Debian 12, Debian 13 and Ubuntu carry, since only one of them runs on this machine.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pickLibraryPackages } from "../ffi/platform.ts";
+import { DEBIAN_BUILDS, debianBuild, glibcAtLeast, pickLibraryPackages } from "../ffi/platform.ts";
 
 const all = () => true;
 
@@ -36,4 +36,27 @@ test("Ubuntu's libsvtav1enc1d1 is recognised; with no known name the Debian 12 n
     "librav1e0",
   ]);
   assert.deepEqual(pickLibraryPackages([], all), ["libsvtav1enc1", "librav1e0"]);
+});
+
+test("build.ts --svt-av1 and --rav1e name pinned Debian builds; an unknown choice names the ones there are", () => {
+  assert.equal(debianBuild("svt-av1", "2").version, "2.3.0");
+  assert.equal(debianBuild("svt-av1", "3").version, "3.1.2");
+  assert.equal(debianBuild("rav1e", "0.7").version, "0.7.1");
+  assert.equal(debianBuild("rav1e", "0.8").version, "0.8.1");
+  assert.throws(
+    () => debianBuild("svt-av1", "4"),
+    /--svt-av1 4: no such build; choose one of 2 \(2\.3\.0\), 3 \(3\.1\.2\)/,
+  );
+  for (const b of DEBIAN_BUILDS) {
+    assert.ok(b.packages.some((p) => p.kind === "library"), `${b.library} ${b.version} has its library`);
+    for (const p of b.packages) assert.match(p.sha256, /^[0-9a-f]{64}$/, `${p.name} is pinned by SHA-256`);
+  }
+});
+
+test("glibc versions compare by number", () => {
+  assert.equal(glibcAtLeast("2.36", "2.34"), true);
+  assert.equal(glibcAtLeast("2.34", "2.34"), true);
+  assert.equal(glibcAtLeast("2.31", "2.34"), false);
+  assert.equal(glibcAtLeast("2.4", "2.34"), false);
+  assert.equal(glibcAtLeast("3.0", "2.43"), true);
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { EncoderError } from "../../lib/errors.ts";
@@ -17,9 +17,13 @@ import { collect, tempPath } from "./io_streams.ts";
 
 export { tempPath };
 
-/** Path of a tool on PATH, or undefined. */
+/** `build/bin/`, where `build.ts --svt-av1 N --rav1e N` puts the reference tools of the builds it fetches. */
+const BUILD_BIN = fileURLToPath(new URL("../../build/bin/", import.meta.url));
+const BUILD_LIB = fileURLToPath(new URL("../../build/", import.meta.url));
+
+/** Path of a tool: `build/bin/` first (the reference tool of a library in `build/`), then PATH; or undefined. */
 export function toolPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+  for (const dir of [BUILD_BIN, ...(process.env.PATH ?? "/usr/bin:/bin").split(":")]) {
     if (dir && existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
   }
   return undefined;
@@ -28,9 +32,32 @@ export function toolPath(name: string): string | undefined {
 /** `{ skip }` option for node:test when a tool is missing (build.ts --dev installs them). */
 export function needs(...tools: string[]): { skip?: string } {
   const missing = tools.filter((t) => !toolPath(t));
-  return missing.length
-    ? { skip: `${missing.join(", ")} not installed: run deno run -A build.ts --dev` }
-    : {};
+  if (missing.length) return { skip: `${missing.join(", ")} not installed: run deno run -A build.ts --dev` };
+  for (const t of tools) {
+    const mismatch = referenceMismatch(t);
+    if (mismatch) return { skip: mismatch };
+  }
+  return {};
+}
+
+/**
+ * A reference encoder proves bit-exactness only against its own library version. When `build/` holds
+ * another SVT-AV1 or rav1e than the tool that would run (`build.ts --svt-av1 3` has no SvtAv1EncApp that
+ * runs here), says so; undefined when they agree or nothing in `build/` overrides the system's library.
+ */
+function referenceMismatch(tool: string): string | undefined {
+  const prefix = tool === "SvtAv1EncApp" ? "libSvtAv1Enc.so." : tool === "rav1e" ? "librav1e.so." : undefined;
+  if (!prefix || !existsSync(BUILD_LIB)) return undefined;
+  const lib =
+    readdirSync(BUILD_LIB).filter((f) => f.startsWith(prefix)).sort((a, z) => a.length - z.length)[0];
+  if (!lib) return undefined;
+  const libVersion = lib.slice(prefix.length); // "3" or "0.8"
+  const out = run(toolPath(tool)!, ["--version"]);
+  const toolVersion = /(\d+\.\d+\.\d+)/.exec(out.stdout + out.stderr)?.[1] ?? "unknown";
+  const same = toolVersion === libVersion || toolVersion.startsWith(libVersion + ".");
+  return same
+    ? undefined
+    : `${tool} is ${toolVersion} but build/ holds ${lib}: no reference tool for that version`;
 }
 
 /**
@@ -152,7 +179,7 @@ export async function encodeY4mFile(
 
 /** Runs a reference encoder that writes the IVF file `out`, checks it exited 0, and gives the payloads. */
 export function referencePayloads(cmd: string, args: string[], out: string): Promise<Uint8Array[]> {
-  const r = run(cmd, args);
+  const r = run(toolPath(cmd) ?? cmd, args);
   assert.equal(r.code, 0, r.stderr);
   return ivfPayloads(out);
 }
