@@ -164,15 +164,22 @@ test("an optional peer that is missing is named in a clear error", { ...onlyHere
   assert.match(r.out, /DEPENDENCY_MISSING .*"bullmq".*npm install bullmq/);
 });
 
-test("JSR: deno publish --dry-run passes and deno doc --lint finds nothing on any entry point", {
-  ...onlyHere,
-  timeout: TIMEOUT,
-}, () => {
-  const publish = sh(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], root);
-  assert.equal(publish.code, 0, publish.out);
-  const exports = Object.values(
-    JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports as Record<string, string>,
-  );
-  const lint = sh(bin("deno"), ["doc", "--lint", ...exports], root);
-  assert.equal(lint.code, 0, lint.out.slice(-3000));
-});
+test(
+  "JSR: deno publish --dry-run passes, deno doc --lint finds nothing on any entry point and the examples type-check",
+  {
+    ...onlyHere,
+    timeout: TIMEOUT,
+  },
+  () => {
+    const publish = sh(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], root);
+    assert.equal(publish.code, 0, publish.out);
+    const exports = Object.values(
+      JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports as Record<string, string>,
+    );
+    const lint = sh(bin("deno"), ["doc", "--lint", ...exports], root);
+    assert.equal(lint.code, 0, lint.out.slice(-3000));
+    // The `@example` blocks type-check against the real API, so that they cannot drift from it.
+    const examples = sh(bin("deno"), ["check", "--doc-only", ...exports], root);
+    assert.equal(examples.code, 0, examples.out.slice(-3000));
+  },
+);
