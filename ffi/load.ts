@@ -91,7 +91,7 @@ function describe(e: unknown): string {
 
 /** How to get SVT-AV1 onto this machine. */
 export const SVT_AV1_INSTALL_HINT =
-  "Install it with `deno run -A build.ts` (it asks apt for the package: `libsvtav1enc1` on Debian 12, `libsvtav1enc2` on Debian 13) or `npm run build`, or set SVTAV1_LIB_PATH to the path of libSvtAv1Enc.so";
+  "Install it with `sudo apt-get install libsvtav1enc1` (Debian 12; `libsvtav1enc2` on Debian 13), or run `deno run -A build.ts` (it asks apt for the right package), or set SVTAV1_LIB_PATH to the path of libSvtAv1Enc.so";
 
 function failure(code: "LIBRARY_NOT_FOUND" | "LIBRARY_UNSUPPORTED", tried: LoadAttempt[]): EncoderError {
   const list = tried.map((t) => `  ${t.path}: ${t.error}`).join("\n");
@@ -155,7 +155,7 @@ export const RAV1E_SONAMES = ["librav1e.so.0.8", "librav1e.so.0.7", "librav1e.so
 
 /** How to get rav1e onto this machine. */
 export const RAV1E_INSTALL_HINT =
-  "Install it with `deno run -A build.ts` (`librav1e0` on Debian 12, `librav1e0.7` on Debian 13) or `cargo cinstall` from rav1e's sources, or set RAV1E_LIB_PATH to the path of librav1e.so";
+  "Install it with `sudo apt-get install librav1e0` (Debian 12; `librav1e0.7` on Debian 13), or run `deno run -A build.ts`, or `cargo cinstall` from rav1e's sources, or set RAV1E_LIB_PATH to the path of librav1e.so";
 
 /** Where librav1e was found and its version. */
 export interface Rav1eLocation {
