@@ -1,7 +1,8 @@
 // Runs the whole test suite in Deno, in Bun and in Node (over the sources compiled to .cache/node/, since
 // Node 20 cannot run TypeScript), then counts the three runtimes' JUnit reports into one closing line
 // "N passed, N failed" (no runner prints one). Run by `npm test` and `.ci/run`.
-// Usage: node tests/run.mjs [--deno-only|--bun-only|--node-only] [test files...]
+// Usage: node tests/run.mjs [--deno-only|--bun-only|--node-only] [--matrix] [test files...]
+// A whole-suite run (or --matrix) also runs the bit-exact tests against SVT-AV1 2.3.0 and rav1e 0.7.1.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -56,20 +57,15 @@ function count(xmlPath) {
 }
 
 const results = [];
-if (wanted("deno")) {
-  const xml = join(reports, "deno.xml");
+function runDeno(name, files) {
+  const xml = join(reports, `${name}.xml`);
   rmSync(xml, { force: true });
-  const r = run(bin("deno"), [
-    "test",
-    "-A",
-    "--no-check",
-    `--junit-path=${xml}`,
-    ...targets,
-  ]);
-  results.push({ runtime: "deno", ...r, counts: count(xml) });
+  const r = run(bin("deno"), ["test", "-A", "--no-check", `--junit-path=${xml}`, ...files]);
+  return { ...r, counts: count(xml) };
 }
-if (wanted("bun")) {
-  const xml = join(reports, "bun.xml");
+
+function runBun(name, files) {
+  const xml = join(reports, `${name}.xml`);
   rmSync(xml, { force: true });
   const r = run(bin("bun"), [
     "test",
@@ -77,10 +73,13 @@ if (wanted("bun")) {
     "--timeout=120000",
     "--reporter=junit",
     `--reporter-outfile=${xml}`,
-    ...targets.map((t) => t.startsWith("./") ? t : `./${t}`),
+    ...files.map((t) => t.startsWith("./") ? t : `./${t}`),
   ]);
-  results.push({ runtime: "bun", ...r, counts: count(xml) });
+  return { ...r, counts: count(xml) };
 }
+
+if (wanted("deno")) results.push({ runtime: "deno", ...runDeno("deno", targets) });
+if (wanted("bun")) results.push({ runtime: "bun", ...runBun("bun", targets) });
 
 if (wanted("node")) {
   const xml = join(reports, "node.xml");
@@ -124,6 +123,35 @@ function runNode(xml) {
     ...testFiles,
   ]);
   return { ...r, seconds: r.seconds + tsc.seconds, compiled: true };
+}
+
+// The library-version matrix: the whole run above used the system's SVT-AV1 and rav1e; the bit-exact
+// tests run again against Debian's newer builds that have a reference tool that runs here (SVT-AV1 2.3.0
+// with its SvtAv1EncApp, rav1e 0.7.1 with its CLI), fetched by build.ts into build/ and removed after.
+// Only on a whole-suite run (or with --matrix), and never over libraries a user put in build/ themselves.
+const MATRIX_FILES = ["tests/svt_av1_reference_test.ts", "tests/rav1e_reference_test.ts"];
+if ((files.length === 0 && !only) || args.includes("--matrix")) {
+  const buildDir = join(root, "build");
+  const ours = (f) => f.startsWith("libSvtAv1Enc.so") || f.startsWith("librav1e.so");
+  if (existsSync(buildDir) && readdirSync(buildDir).some(ours)) {
+    console.log("matrix: build/ holds libraries of its own; the newer-library pass is left out");
+  } else {
+    const fetched = run(bin("deno"), ["run", "-A", "build.ts", "--svt-av1", "2", "--rav1e", "0.7"]);
+    const label = "SVT-AV1 2.3.0, rav1e 0.7.1";
+    if (fetched.status !== 0) {
+      console.log(`matrix: build.ts could not fetch ${label}: counted as 1 failure`);
+      results.push({ runtime: `matrix fetch (${label})`, ...fetched, counts: null });
+    } else {
+      results.push({ runtime: `deno (${label})`, ...runDeno("deno-matrix", MATRIX_FILES) });
+      results.push({ runtime: `bun (${label})`, ...runBun("bun-matrix", MATRIX_FILES) });
+    }
+    for (const f of existsSync(buildDir) ? readdirSync(buildDir) : []) {
+      if (ours(f)) rmSync(join(buildDir, f), { force: true });
+    }
+    for (const tool of ["SvtAv1EncApp", "rav1e", ".real"]) {
+      rmSync(join(buildDir, "bin", tool), { recursive: true, force: true });
+    }
+  }
 }
 
 let passed = 0, failed = 0, skipped = 0;
