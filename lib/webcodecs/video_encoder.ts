@@ -379,6 +379,30 @@ function rav1eConfig(n: Normalized, quantizer: number | undefined): Rav1eConfig 
   return c;
 }
 
+/**
+ * Why {@linkcode VideoEncoder} cannot encode `config`, or `null` when it can: the synchronous part of
+ * {@linkcode VideoEncoder.isConfigSupported}, for callers that must answer at once (mediabunny's
+ * `CustomVideoEncoder.supports`). Whether the library is installed is not checked here. Throws a
+ * TypeError for an invalid config, as `isConfigSupported` rejects with one.
+ *
+ * @example
+ * ```ts
+ * import { configUnsupportedReason } from "./mod.ts";
+ * console.log(configUnsupportedReason({ codec: "av01.0.04M.08", width: 640, height: 360 })); // null
+ * console.log(configUnsupportedReason({ codec: "av01.0.04M.08", width: 640, height: 360, scalabilityMode: "L1T3" }));
+ * ```
+ */
+export function configUnsupportedReason(config: VideoEncoderConfig): string | null {
+  checkValid(config);
+  try {
+    normalize(config);
+    return null;
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "NotSupportedError") return e.message;
+    throw e;
+  }
+}
+
 async function libraryAvailable(n: Normalized): Promise<string | null> {
   const path = (n.config.av1BackendOptions as { libraryPath?: string } | undefined)?.libraryPath;
   try {
