@@ -290,6 +290,9 @@ test(
             }
             assert.equal(ours.orderHint, theirs.order_hint ?? 0, where);
             assert.equal(ours.refreshFrameFlags, theirs.refresh_frame_flags ?? 0xff, where);
+            if ("allow_screen_content_tools" in theirs) {
+              assert.equal(Number(ours.allowScreenContentTools), theirs.allow_screen_content_tools, where);
+            }
             assert.equal(ours.framePresentationTime, theirs.frame_presentation_time, where);
           }
           compared++;

@@ -59,6 +59,11 @@ export type FrameHeaderStart =
     orderHint: number;
     /** Bit i set when the frame is stored in reference slot i. */
     refreshFrameFlags: number;
+    /**
+     * `allow_screen_content_tools`: the frame may use palette and intra block copy (from the frame header
+     * when the sequence lets each frame choose, else the sequence's `seq_force_screen_content_tools`).
+     */
+    allowScreenContentTools: boolean;
   };
 
 /** Ids from the OBU extension header, which select the `buffer_removal_time` fields to read. */
@@ -161,7 +166,13 @@ function readAfterErrorResilience(
   showFrame: boolean,
   idLen: number,
   errorResilientMode = true,
-): { currentFrameId?: number; frameSizeOverride: boolean; orderHint: number; refreshFrameFlags: number } {
+): {
+  currentFrameId?: number;
+  frameSizeOverride: boolean;
+  orderHint: number;
+  refreshFrameFlags: number;
+  allowScreenContentTools: boolean;
+} {
   const frameIsIntra = frameType === KEY_FRAME || frameType === INTRA_ONLY_FRAME;
   r.f(1, "disable_cdf_update");
   const allowScreenContentTools = seq.seqForceScreenContentTools === 2
@@ -200,10 +211,12 @@ function readAfterErrorResilience(
     /** `order_hint`: 0 without order hints. */
     orderHint: number;
     refreshFrameFlags: number;
+    allowScreenContentTools: boolean;
   } = {
     frameSizeOverride,
     orderHint,
     refreshFrameFlags,
+    allowScreenContentTools: allowScreenContentTools === 1,
   };
   if (currentFrameId !== undefined) out.currentFrameId = currentFrameId;
   return out;

@@ -20,6 +20,16 @@ import { type VideoColorSpaceInit, VideoFrame } from "./video_frame.ts";
 /** Which library encodes: a non-standard member of {@linkcode VideoEncoderConfig}. */
 export type Av1Backend = "svt-av1" | "rav1e";
 
+/** The `av1` member of {@linkcode VideoEncoderConfig}, from the AV1 WebCodecs Registration. */
+export interface AV1EncoderConfig {
+  /**
+   * Use the screen content coding tools (palette, intra block copy) on every frame: for screen captures,
+   * slides and text. SVT-AV1 takes it (`scm=1`); rav1e has no such setting, so with rav1e a config with
+   * `true` is not supported. `false` (the default) leaves the choice to the encoder.
+   */
+  forceScreenContentTools?: boolean;
+}
+
 /** The argument of `configure()` and `isConfigSupported()`, as in WebCodecs, plus two extensions. */
 export interface VideoEncoderConfig {
   /** `"av01.P.LLT.DD"`: profile 0, level (SVT-AV1 is told it), tier, bit depth 8 or 10. */
@@ -38,9 +48,15 @@ export interface VideoEncoderConfig {
   bitrateMode?: "constant" | "variable" | "quantizer";
   /** Frames per second; default 30. */
   framerate?: number;
-  /** "quality" (default) or "realtime" (low delay: no frame reordering). */
+  /**
+   * "quality" (default) or "realtime": low delay, no frame reordering (SVT-AV1 low-delay prediction
+   * `pred-struct=1` at preset 12; rav1e `low_latency` with one frame of RDO lookahead at speed 10).
+   */
   latencyMode?: "quality" | "realtime";
-  /** Only "L1T1" (one spatial and one temporal layer). */
+  /**
+   * Only "L1T1" (one spatial and one temporal layer): neither backend signals temporal or spatial layers
+   * (OBU extension headers and operating points), so "L1T2", "L1T3", "L2T1"… are not supported.
+   */
   scalabilityMode?: string;
   /** "discard" (default); "keep" is not supported: AV1 here has no alpha. */
   alpha?: "keep" | "discard";
@@ -48,6 +64,8 @@ export interface VideoEncoderConfig {
   hardwareAcceleration?: "no-preference" | "prefer-hardware" | "prefer-software";
   /** A hint about the content (`"motion"`, `"detail"`, `"text"`); accepted and echoed. */
   contentHint?: string;
+  /** AV1 settings of the AV1 WebCodecs Registration. */
+  av1?: AV1EncoderConfig;
   /** Non-standard: the library, default "svt-av1". */
   av1Backend?: Av1Backend;
   /**
@@ -126,6 +144,7 @@ interface Normalized {
   mode: "constant" | "variable" | "quantizer";
   kbps?: number;
   realtime: boolean;
+  screenContent: boolean;
 }
 
 interface Session {
@@ -188,6 +207,9 @@ function checkValid(config: VideoEncoderConfig): void {
   ) {
     throw new TypeError(`config.framerate must be a positive number, got ${String(config.framerate)}`);
   }
+  if (config.av1 !== undefined && (config.av1 === null || typeof config.av1 !== "object")) {
+    throw new TypeError("config.av1 must be an object such as { forceScreenContentTools: true }");
+  }
   for (const [name, values] of Object.entries(ENUMS)) {
     const v = (config as unknown as Record<string, unknown>)[name];
     if (v !== undefined && !(values as readonly unknown[]).includes(v)) {
@@ -218,6 +240,10 @@ function cloneConfig(config: VideoEncoderConfig): VideoEncoderConfig {
     ] as const
   ) {
     if (config[key] !== undefined) out[key] = key === "codec" ? config.codec.trim() : config[key];
+  }
+  // A dictionary member with a default: echoed converted, with its default filled in.
+  if (config.av1 !== undefined) {
+    out.av1 = { forceScreenContentTools: Boolean(config.av1.forceScreenContentTools) };
   }
   if (config.av1BackendOptions !== undefined) out.av1BackendOptions = { ...config.av1BackendOptions };
   return out as unknown as VideoEncoderConfig;
@@ -260,6 +286,13 @@ function normalize(config: VideoEncoderConfig): Normalized {
     throw notSupported(`Width and height must be at most ${MAX_SIDE}, got ${width}x${height}`);
   }
   const backend = config.av1Backend ?? "svt-av1";
+  const screenContent = Boolean(config.av1?.forceScreenContentTools);
+  if (screenContent && backend === "rav1e") {
+    throw notSupported(
+      "rav1e cannot force screen content tools (its configuration has no such key): "
+        + 'use av1Backend "svt-av1" or leave av1.forceScreenContentTools false',
+    );
+  }
   const mode = config.bitrateMode ?? "variable";
   const fps = framerateToRational(config.framerate ?? 30);
   let kbps = config.bitrate === undefined ? undefined : Math.max(1, Math.round(config.bitrate / 1000));
@@ -277,6 +310,7 @@ function normalize(config: VideoEncoderConfig): Normalized {
     mode,
     kbps: mode === "quantizer" ? undefined : kbps,
     realtime: config.latencyMode === "realtime",
+    screenContent,
   };
   try {
     if (backend === "svt-av1") svtAv1Params(svtConfig(n, DEFAULT_QUANTIZER), false);
@@ -306,7 +340,12 @@ function svtConfig(n: Normalized, quantizer: number | undefined): SvtAv1Config {
     bitDepth: n.bitDepth,
     fps: n.fps,
     lowDelay: n.realtime || cbr || extra.lowDelay === true,
-    params: { ...(level === undefined ? {} : { level }), ...extra.params },
+    params: {
+      ...(level === undefined ? {} : { level }),
+      ...extra.params,
+      // Screen content mode 1 turns the tools on for every frame (0 off, 2 the library's own detection).
+      ...(n.screenContent ? { scm: 1 } : {}),
+    },
   };
   delete c.crf;
   delete c.qp;
@@ -329,6 +368,8 @@ function rav1eConfig(n: Normalized, quantizer: number | undefined): Rav1eConfig 
     fps: n.fps,
     lowLatency: n.realtime || extra.lowLatency === true,
   };
+  // Low latency with one frame of RDO lookahead: the first packet after ~5 frames instead of ~15.
+  if (n.realtime && extra.rdoLookahead === undefined) c.rdoLookahead = 1;
   delete c.bitrate;
   if (n.mode === "quantizer") {
     // WebCodecs' AV1 quantizer is 0–63 (libaom's scale); rav1e takes the 0–255 quantizer index.
