@@ -54,6 +54,13 @@ export {
 } from "./lib/encoder/rav1e.ts";
 export type { Rav1eWorkerConfig } from "./lib/encoder/rav1e_worker.ts";
 export { type SvtAv1Config, SvtAv1Encoder } from "./lib/encoder/svt_av1.ts";
+export {
+  configureEncoderThreads,
+  type EncoderThreadOptions,
+  type EncoderThreadStats,
+  encoderThreadStats,
+  warmEncoderThreads,
+} from "./lib/encoder/thread_pool.ts";
 export { type HostOptions, type HostSetup, WorkerEncoder } from "./lib/encoder/worker_encoder.ts";
 export { EncoderError, type EncoderErrorCode, type EncoderErrorOptions } from "./lib/errors.ts";
 export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";

@@ -16,6 +16,7 @@ export type EncoderErrorCode =
   | "CLOSED"
   | "NATIVE_ERROR"
   | "WORKER_ERROR"
+  | "STALLED"
   | "IO_ERROR"
   | "ABORTED"
   | "DEPENDENCY_MISSING";

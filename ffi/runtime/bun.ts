@@ -98,4 +98,6 @@ export const bunRuntime: FfiRuntime = {
   },
   readCString: (a) => new ffi.CString(Number(a)).toString(),
   startThread: (url) => new Worker(url.href, { type: "module" }) as unknown as NativeThread,
+  unrefTimer: (timer) => (timer as { unref?(): void }).unref?.(),
+  cpuCount: () => navigator.hardwareConcurrency || 1,
 };

@@ -1,12 +1,6 @@
 /** FFI runtime adapter for Deno (`Deno.dlopen`). @module */
-import type {
-  BoundSymbols,
-  FfiRuntime,
-  NativeFunction,
-  NativeLibrary,
-  NativeThread,
-  SymbolTable,
-} from "./types.ts";
+import { startNodeThread } from "./node_thread.ts";
+import type { BoundSymbols, FfiRuntime, NativeFunction, NativeLibrary, SymbolTable } from "./types.ts";
 
 type DenoPointer = Deno.PointerValue;
 
@@ -68,5 +62,9 @@ export const denoRuntime: FfiRuntime = {
     return out;
   },
   readCString: (a) => Deno.UnsafePointerView.getCString(toPointer(a)!),
-  startThread: (url) => new Worker(url.href, { type: "module" }) as unknown as NativeThread,
+  // node:worker_threads rather than the web Worker: only its threads can be unref'd, so that idle pooled
+  // encoder threads do not keep the process alive.
+  startThread: (url) => startNodeThread(url),
+  unrefTimer: (timer) => Deno.unrefTimer(timer as number),
+  cpuCount: () => navigator.hardwareConcurrency || 1,
 };

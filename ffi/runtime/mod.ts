@@ -45,6 +45,12 @@ export function ffiRuntime(): Promise<FfiRuntime> {
   return cached;
 }
 
+/** The adapter {@linkcode ffiRuntime} loaded; throws before it has. */
+export function loadedRuntime(): FfiRuntime {
+  if (!loaded) throw new Error("loadedRuntime() before ffiRuntime(): load a library first");
+  return loaded;
+}
+
 /**
  * Starts the module at `url` on a thread of its own (a `Worker`), for native calls that block. The
  * runtime must have been loaded with {@linkcode ffiRuntime} first, as every library lookup does.

@@ -5,6 +5,7 @@
  * @module
  */
 import koffi from "koffi";
+import { availableParallelism } from "node:os";
 import { startNodeThread } from "./node_thread.ts";
 import type {
   BoundSymbols,
@@ -87,4 +88,6 @@ export const nodeRuntime: FfiRuntime = {
   },
   readCString: (a) => koffi.decode.string(a),
   startThread: (url: URL): NativeThread => startNodeThread(url),
+  unrefTimer: (timer) => (timer as { unref?(): void }).unref?.(),
+  cpuCount: () => availableParallelism(),
 };

@@ -41,6 +41,14 @@ class NodeThread implements NativeThread {
   terminate(): void {
     void this.#worker.terminate();
   }
+
+  unref(): void {
+    this.#worker.unref();
+  }
+
+  ref(): void {
+    this.#worker.ref();
+  }
 }
 
 /** Starts the module at `url` on a new worker thread. */

@@ -1,24 +1,29 @@
 /**
- * First module of every Node worker thread started by `node_thread.ts`: it gives the thread the web
- * worker scope (`onmessage`, `postMessage`, `close` on `globalThis`) over `parentPort`, then loads the
- * module the thread is for. Messages that come before that module sets `onmessage` wait in the port.
+ * First module of every worker thread started by `node_thread.ts` (Node's and Deno's): it gives the
+ * thread the web worker scope (`onmessage`, `postMessage`, `close` on `globalThis`) over `parentPort`,
+ * then loads the module the thread is for. Messages that come before that module sets `onmessage` are
+ * kept and handed to it in order.
  * @module
  */
 import { parentPort, workerData } from "node:worker_threads";
 
 const port = parentPort!;
 let handler: ((e: MessageEvent) => void) | null = null;
-let listening = false;
+const early: unknown[] = [];
+
+// Listen at once: Deno's worker_threads drops messages that reach a port with no listener yet (a thread
+// told to start its first encoder as it was created never heard of it).
+port.on("message", (data: unknown) => {
+  if (handler) handler({ data } as MessageEvent);
+  else early.push(data);
+});
 
 Object.defineProperty(globalThis, "onmessage", {
   configurable: true,
   get: () => handler,
   set(fn: ((e: MessageEvent) => void) | null) {
     handler = fn;
-    if (fn && !listening) {
-      listening = true;
-      port.on("message", (data: unknown) => handler?.({ data } as MessageEvent));
-    }
+    while (handler && early.length > 0) handler({ data: early.shift() } as MessageEvent);
   },
 });
 Object.assign(globalThis, {

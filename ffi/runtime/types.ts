@@ -67,6 +67,10 @@ export interface NativeThread {
   onerror: ((e: ErrorEvent) => void) | null;
   postMessage(message: unknown, transfer?: Transferable[]): void;
   terminate(): void;
+  /** Lets the process exit while this thread is alive (an idle pooled thread). */
+  unref(): void;
+  /** Keeps the process alive while this thread is alive (a thread with work). Threads start so. */
+  ref(): void;
 }
 
 /** What the project needs of a runtime's FFI. */
@@ -87,4 +91,8 @@ export interface FfiRuntime {
   readCString(address: bigint): string;
   /** Starts the module at `url` on a thread of its own, where it may block in native calls. */
   startThread(url: URL): NativeThread;
+  /** Lets the process exit while `timer` (from `setTimeout`/`setInterval`) is pending. */
+  unrefTimer(timer: unknown): void;
+  /** Cores this process may run on: the default size of the encoder thread pool. */
+  cpuCount(): number;
 }

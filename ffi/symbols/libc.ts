@@ -15,6 +15,8 @@ export const libcSymbols = {
   syscall: { parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   // int setenv(const char *name, const char *value, int overwrite);
   setenv: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  // int usleep(useconds_t usec);
+  usleep: { parameters: ["u32"], result: "i32" },
   // int setpriority(int which, id_t who, int prio);
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
 } as const satisfies SymbolTable;

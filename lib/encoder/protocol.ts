@@ -5,12 +5,19 @@
  */
 import type { EncoderErrorCode } from "../errors.ts";
 
-/** Caller → worker. */
+/** The backends an encoder thread can host. */
+export type BackendName = "svt-av1" | "rav1e";
+
+/** Caller → worker. A thread hosts one encoder at a time: `init`, frames, `flush`, `close`, then the next. */
 export type ToWorker =
-  | { t: "init"; config: unknown }
+  | { t: "init"; backend: BackendName; config: unknown }
   | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean }
   | { t: "flush" }
-  | { t: "close" };
+  | { t: "close" }
+  /** Blocks the thread in a native call for `ms` (tests of stall detection). */
+  | { t: "block"; ms: number }
+  /** Ends the idle thread. */
+  | { t: "exit" };
 
 /** One encoded packet as the worker posts it. Packets are in decode order, one per shown frame. */
 export interface WorkerPacket {
@@ -30,6 +37,7 @@ export type FromWorker =
   | { t: "packets"; packets: WorkerPacket[] }
   | { t: "flushed" }
   | { t: "closed" }
+  | { t: "unblocked" }
   | { t: "error"; code: EncoderErrorCode; message: string };
 
 /** What a backend does inside its worker. Calls may block: they run on the worker's own thread. */

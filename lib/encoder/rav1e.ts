@@ -305,7 +305,6 @@ export class Rav1eEncoder extends WorkerEncoder {
     super({
       codec: "rav1e",
       library: "rav1e",
-      workerUrl: new URL("./rav1e_worker.ts", import.meta.url),
       info,
       frameSize,
       initConfig: undefined,

@@ -17,8 +17,8 @@ import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "../../ffi/runtime/types.ts";
 import type { rav1eSymbols } from "../../ffi/symbols/rav1e.ts";
 import { EncoderError } from "../errors.ts";
+import { keptLibrary } from "./kept_libraries.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
-import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. Every value was checked there. */
 export interface Rav1eWorkerConfig {
@@ -46,7 +46,8 @@ export interface Rav1eWorkerConfig {
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 
-class Rav1eBackend implements WorkerBackend {
+/** rav1e on an encoder thread: one encoder from `init()` to `close()`. */
+export class Rav1eBackend implements WorkerBackend {
   #rt!: FfiRuntime;
   #lib: NativeLibrary<typeof rav1eSymbols> | undefined;
   #cfg!: Rav1eWorkerConfig;
@@ -74,7 +75,10 @@ class Rav1eBackend implements WorkerBackend {
   async #init(cfg: Rav1eWorkerConfig) {
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
-    const lib = this.#lib = openRav1e(this.#rt, cfg.location);
+    const lib = this.#lib = keptLibrary(
+      `rav1e:${cfg.location.path}`,
+      () => openRav1e(this.#rt, cfg.location),
+    );
     const s = lib.symbols;
     const config = s.rav1e_config_default();
     if (config === 0n) {
@@ -135,10 +139,6 @@ class Rav1eBackend implements WorkerBackend {
           { library: "rav1e" },
         );
       }
-    } catch (e) {
-      lib.close();
-      this.#lib = undefined;
-      throw e;
     } finally {
       // The context keeps its own copy of the configuration.
       s.rav1e_config_unref(config);
@@ -238,9 +238,7 @@ class Rav1eBackend implements WorkerBackend {
   close() {
     if (this.#ctx !== 0n) this.#lib!.symbols.rav1e_context_unref(this.#ctx);
     this.#ctx = 0n;
-    this.#lib?.close();
+    // The library stays open for the thread's next encoder.
     this.#lib = undefined;
   }
 }
-
-serveEncoder(new Rav1eBackend());

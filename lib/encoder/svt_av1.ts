@@ -232,7 +232,6 @@ export class SvtAv1Encoder extends WorkerEncoder {
     super({
       codec: "svt-av1",
       library: "svt-av1",
-      workerUrl: new URL("./svt_av1_worker.ts", import.meta.url),
       info,
       frameSize,
       initConfig: undefined,

@@ -9,9 +9,9 @@ import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
 import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
+import { keptLibrary } from "./kept_libraries.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
 import { asNonRoot, demoteRealtimeThreads, libc, threadIds } from "./realtime_threads.ts";
-import { serveEncoder } from "./worker_serve.ts";
 
 /** What the caller's side sends to set the encoder up. */
 export interface SvtAv1WorkerConfig {
@@ -44,7 +44,8 @@ function setLogLevel(rt: FfiRuntime, level: number, override: boolean) {
   libc(rt)?.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), override ? 1 : 0);
 }
 
-class SvtAv1Backend implements WorkerBackend {
+/** SVT-AV1 on an encoder thread: one encoder from `init()` to `close()`. */
+export class SvtAv1Backend implements WorkerBackend {
   #rt!: FfiRuntime;
   #lib!: ReturnType<typeof openSvtAv1>["lib"];
   #cfg!: SvtAv1WorkerConfig;
@@ -75,7 +76,7 @@ class SvtAv1Backend implements WorkerBackend {
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
-    this.#opened = openSvtAv1(this.#rt, cfg.location);
+    this.#opened = keptLibrary(`svt-av1:${cfg.location.path}`, () => openSvtAv1(this.#rt, cfg.location));
     this.#lib = this.#opened.lib;
     this.#start();
     const s = this.#lib.symbols;
@@ -279,8 +280,6 @@ class SvtAv1Backend implements WorkerBackend {
     if (this.#handle !== 0n) this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
     this.#handle = 0n;
     this.#initialized = false;
-    this.#lib?.close();
+    // The library stays open for the thread's next encoder.
   }
 }
-
-serveEncoder(new SvtAv1Backend());

@@ -3,11 +3,11 @@
  * the packet iterator and the life cycle shared by both backends.
  * @module
  */
-import { type NativeThread, startThread } from "../../ffi/runtime/mod.ts";
 import { findSequenceHeader } from "../av1/obu.ts";
 import { EncoderError } from "../errors.ts";
 import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
 import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
+import { encoderThreads, type ThreadLease } from "./thread_pool.ts";
 
 /** Options every backend shares for how it talks to its worker. */
 export interface HostOptions {
@@ -32,10 +32,8 @@ type State = "open" | "flushing" | "flushed" | "closed" | "failed";
 export interface HostSetup {
   /** The codec's name in packets and stats. */
   codec: "svt-av1" | "rav1e";
-  /** Which native library the thread opens, named in errors. */
+  /** Which native library the thread opens and which backend it runs; named in errors. */
   library: "svt-av1" | "rav1e";
-  /** The module run on the native-call thread for this backend. */
-  workerUrl: URL;
   /** The frames the encoder takes. */
   info: VideoInfo;
   /** Bytes of one frame in that geometry; `encode()` refuses any other size. */
@@ -52,7 +50,7 @@ export abstract class WorkerEncoder implements Encoder {
   readonly info: VideoInfo;
   readonly frameSize: number;
   #library: "svt-av1" | "rav1e";
-  #worker: NativeThread;
+  #lease: ThreadLease | undefined;
   #state: State = "open";
   #error: EncoderError | undefined;
   #sequenceHeader: Uint8Array = new Uint8Array(0);
@@ -74,40 +72,41 @@ export abstract class WorkerEncoder implements Encoder {
   #closing: Promise<void> | undefined;
   #keyFrameRequested = false;
   #inBandHeader = false;
-  #workerDead = false;
 
-  /** Starts the backend's thread and opens its encoder there; subclasses call it from `create()`. */
+  /** Sets the encoder up on the caller's side; subclasses then call {@linkcode start} from `create()`. */
   protected constructor(setup: HostSetup) {
     this.codec = setup.codec;
     this.#library = setup.library;
     this.info = setup.info;
     this.frameSize = setup.frameSize;
     this.#maxQueued = Math.max(1, setup.options.maxQueuedPackets ?? 32);
-    this.#worker = startThread(setup.workerUrl);
-    this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault?.();
-      this.#workerDead = true;
-      this.#fail(new EncoderError("WORKER_ERROR", `The ${this.codec} encoder worker failed: ${e.message}`));
-    };
   }
 
-  /** Starts the worker's encoder; resolves once it is ready or rejects with its error. */
-  protected start(initConfig: unknown): Promise<void> {
+  /**
+   * Takes an encoder thread from the pool and opens the encoder there; resolves once it is ready or
+   * rejects with its error (the thread then goes back to the pool).
+   */
+  protected async start(initConfig: unknown): Promise<void> {
+    const lease = this.#lease = await encoderThreads.acquire();
+    lease.onmessage = (msg) => this.#onMessage(msg);
+    lease.onlost = (error) =>
+      this.#fail(new EncoderError(error.code, error.message, { library: this.#library }));
     // One encoder starts at a time in this thread: SVT-AV1 fills tables shared by the whole process while
     // it initialises, and concurrent start-ups made it report "Pointer ... is set before" errors.
     const started = startQueue.then(() =>
       new Promise<void>((resolve, reject) => {
         this.#readyWaiter = { resolve, reject };
-        this.#post({ t: "init", config: initConfig });
+        this.#post({ t: "init", backend: this.#library, config: initConfig });
       })
     );
     startQueue = started.catch(() => {});
-    return started.catch(async (e) => {
-      this.#worker.terminate();
-      this.#state = "closed";
+    try {
+      await started;
+    } catch (e) {
+      // Frees what the backend made before it failed and gives the thread back.
+      await this.close();
       throw e;
-    });
+    }
   }
 
   get fps(): Rational {
@@ -141,7 +140,7 @@ export abstract class WorkerEncoder implements Encoder {
   }
 
   #post(msg: ToWorker, transfer: Transferable[] = []) {
-    this.#worker.postMessage(msg, transfer);
+    this.#lease?.post(msg, transfer);
   }
 
   #usable(what: string) {
@@ -337,7 +336,7 @@ export abstract class WorkerEncoder implements Encoder {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const workerDead = this.#workerDead;
+      const lease = this.#lease;
       const closedError = new EncoderError("CLOSED", `The ${this.codec} encoder was closed`, {
         library: this.#library,
       });
@@ -348,14 +347,15 @@ export abstract class WorkerEncoder implements Encoder {
       this.#flushWaiter = undefined;
       this.#wakeConsumer();
       for (const w of this.#spaceWaiters.splice(0)) w();
-      if (!workerDead) {
-        // Deno's terminate() waits for a native call in progress; let the worker deinit first.
+      if (lease?.usable) {
+        // The thread frees the native encoder, then it is free for the next one. If the thread is lost
+        // meanwhile, the wait ends too (see #rejectAll).
         await new Promise<void>((resolve, reject) => {
           this.#closeWaiter = { resolve, reject };
           this.#post({ t: "close" });
         });
+        lease.release();
       }
-      this.#worker.terminate();
     })();
     return this.#closing;
   }

@@ -1,10 +1,11 @@
 /**
- * The worker side of an encoder: runs one {@linkcode WorkerBackend} on the worker's thread and answers the
- * caller's messages in order. Packets are batched per message and their buffers transferred.
+ * The thread side of pooled encoders: one thread hosts one encoder at a time, from `init` to `closed`,
+ * then the next. Messages are answered strictly in order; packets are batched per message and their
+ * buffers transferred.
  * @module
  */
 import { EncoderError } from "../errors.ts";
-import type { FromWorker, ToWorker, WorkerBackend, WorkerPacket } from "./protocol.ts";
+import type { BackendName, FromWorker, ToWorker, WorkerBackend, WorkerPacket } from "./protocol.ts";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
@@ -15,9 +16,16 @@ interface WorkerScope {
 /** How often to collect packets while the caller is not sending (the encoder works on in its threads). */
 const POLL_MS = 2;
 
-/** Serves `backend` on this worker's message port. */
-export function serveEncoder(backend: WorkerBackend): void {
+/** Makes the backend an `init` message names. */
+export type BackendFactories = Record<BackendName, () => WorkerBackend>;
+
+/** A native call that blocks the thread for a while, for tests of the pool's stall detection. */
+export type BlockingCall = (ms: number) => Promise<void>;
+
+/** Serves encoders, one after another, on this thread's message port. */
+export function serveEncoders(factories: BackendFactories, block?: BlockingCall): void {
   const scope = globalThis as unknown as WorkerScope;
+  let backend: WorkerBackend | undefined;
   let batch: WorkerPacket[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let failed = false;
@@ -53,21 +61,23 @@ export function serveEncoder(backend: WorkerBackend): void {
     if (failed && msg.t !== "close") return;
     switch (msg.t) {
       case "init": {
+        backend = factories[msg.backend]();
         const { sequenceHeader, version } = await backend.init(msg.config);
         scope.postMessage({ t: "ready", sequenceHeader, version }, [sequenceHeader.buffer as ArrayBuffer]);
         return;
       }
       case "frame": {
-        backend.send(msg.data, msg.keyFrame, emit);
+        const b = backend!;
+        b.send(msg.data, msg.keyFrame, emit);
         // Packets made while sending go out before the acceptance, so that the caller's output-side
         // backpressure already counts them when its encode() resolves.
         post();
         scope.postMessage({ t: "accepted", id: msg.id });
-        backend.poll(emit);
+        b.poll(emit);
         post();
         timer ??= setInterval(() => {
           try {
-            backend.poll(emit);
+            b.poll(emit);
             post();
           } catch (e) {
             fail(e);
@@ -77,7 +87,7 @@ export function serveEncoder(backend: WorkerBackend): void {
       }
       case "flush": {
         stopPolling();
-        backend.finish((p) => {
+        backend!.finish((p) => {
           emit(p);
           // Hand packets over as they come so that a long drain streams instead of arriving at once.
           if (batch.length >= 8) post();
@@ -89,11 +99,24 @@ export function serveEncoder(backend: WorkerBackend): void {
       case "close": {
         stopPolling();
         try {
-          backend.close();
+          backend?.close();
         } finally {
+          // The thread is free for the next encoder.
+          backend = undefined;
+          batch = [];
+          failed = false;
           scope.postMessage({ t: "closed" });
-          scope.onmessage = null;
         }
+        return;
+      }
+      case "block": {
+        await block?.(msg.ms);
+        scope.postMessage({ t: "unblocked" });
+        return;
+      }
+      case "exit": {
+        scope.onmessage = null;
+        scope.close();
         return;
       }
     }

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
+import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { configureEncoderThreads, encoderThreads, encoderThreadStats } from "../lib/encoder/thread_pool.ts";
+import { EncoderError } from "../lib/errors.ts";
+import { testSource } from "../lib/io/testsrc.ts";
+import { encodeAll, rejectsWith, scriptCommand } from "./_helpers/encode.ts";
+
+const defaults = { threads: 2, maxThreads: 64, idleTimeoutMs: 10_000, stallTimeoutMs: 60_000 };
+
+async function encodeSmall(kind: "svt-av1" | "rav1e", frames = 3): Promise<number> {
+  const src = testSource({ width: 64, height: 64, frames });
+  const enc = kind === "svt-av1"
+    ? await SvtAv1Encoder.create({ ...src.info, preset: 12 })
+    : await Rav1eEncoder.create({ ...src.info, speed: 10 });
+  try {
+    return (await encodeAll(enc, src.frames())).length;
+  } finally {
+    await enc.close();
+  }
+}
+
+test("encoders take turns on pooled threads: no thread is started per encoder and none is left busy", async () => {
+  configureEncoderThreads({ ...defaults, threads: 1 });
+  try {
+    const before = encoderThreadStats();
+    for (let i = 0; i < 6; i++) assert.equal(await encodeSmall(i % 2 === 0 ? "svt-av1" : "rav1e"), 3);
+    const after = encoderThreadStats();
+    assert.equal(after.leases - before.leases, 6);
+    assert.ok(
+      after.started - before.started <= 1,
+      `started ${after.started - before.started} threads for 6 encoders`,
+    );
+    assert.equal(after.busy, 0);
+    assert.equal(after.waiting, 0);
+  } finally {
+    configureEncoderThreads(defaults);
+  }
+});
+
+test("more encoders than maxThreads wait for a thread and all finish", async () => {
+  encoderThreads.endIdle();
+  configureEncoderThreads({ ...defaults, threads: 1, maxThreads: 2 });
+  try {
+    const src = testSource({ width: 64, height: 64, frames: 2 });
+    const a = await SvtAv1Encoder.create({ ...src.info, preset: 12 });
+    const b = await Rav1eEncoder.create({ ...src.info, speed: 10 });
+    assert.equal(encoderThreadStats().busy, 2);
+    let cCreated = false;
+    const c = SvtAv1Encoder.create({ ...src.info, preset: 12 }).then((e) => (cCreated = true, e));
+    // Bounded wait for the third encoder to queue.
+    for (let i = 0; i < 200 && encoderThreadStats().waiting === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(encoderThreadStats().waiting, 1);
+    assert.equal(cCreated, false);
+    assert.equal((await encodeAll(a, src.frames())).length, 2);
+    await a.close();
+    const third = await c;
+    assert.equal((await encodeAll(third, src.frames())).length, 2);
+    assert.equal((await encodeAll(b, src.frames())).length, 2);
+    await Promise.all([b.close(), third.close()]);
+    const s = encoderThreadStats();
+    assert.equal(s.busy, 0);
+    assert.ok(s.threads <= 2);
+  } finally {
+    configureEncoderThreads(defaults);
+  }
+});
+
+test("a native call that never answers fails its encoder alone with STALLED; the next encoder gets a new thread", async () => {
+  configureEncoderThreads({ ...defaults, stallTimeoutMs: 300 });
+  try {
+    const before = encoderThreadStats();
+    const lease = await encoderThreads.acquire();
+    const lost = await new Promise<EncoderError>((resolve) => {
+      lease.onlost = resolve;
+      // A real native call that blocks the thread ten times the deadline, as a hung library would (not
+      // longer: a Node process cannot end before the call returns).
+      lease.post({ t: "block", ms: 3_000 });
+    });
+    assert.equal(lost.code, "STALLED");
+    assert.match(lost.message, /no sign of progress for 300 ms.*create a new one/);
+    assert.equal(lease.usable, false);
+    assert.equal(encoderThreadStats().lost - before.lost, 1);
+    configureEncoderThreads({ ...defaults });
+    assert.equal(await encodeSmall("svt-av1"), 3);
+    assert.equal(await encodeSmall("rav1e"), 3);
+
+    // An encoder whose library call outlasts the deadline fails with the encoder's library named.
+    configureEncoderThreads({ ...defaults, stallTimeoutMs: 1 });
+    const src = testSource({ width: 640, height: 480, frames: 1 });
+    await rejectsWith(
+      () => SvtAv1Encoder.create({ ...src.info, preset: 4 }),
+      "STALLED",
+      /no sign of progress/,
+    );
+  } finally {
+    configureEncoderThreads(defaults);
+  }
+});
+
+test("encoder thread options are checked", () => {
+  assert.throws(() => configureEncoderThreads({ threads: -1 }), /threads must be a number of 0 or more/);
+  assert.throws(() => configureEncoderThreads({ maxThreads: 0 }), /maxThreads must be at least 1/);
+  assert.throws(() => configureEncoderThreads({ stallTimeoutMs: Number.NaN }), /stallTimeoutMs/);
+});
+
+/** Node joins every worker thread as it exits, even in process.exit(): one inside a native call that never
+ * returns keeps a Node process from ending, whatever the pool does (measured: process.exit(0) hung). */
+const nodeJoinsThreads = !("Deno" in globalThis) && !("Bun" in globalThis);
+
+test("idle encoder threads, and one stuck in a native call, do not keep the process from exiting", () => {
+  for (const args of nodeJoinsThreads ? [[]] : [[], ["stuck"]]) {
+    const [cmd, argv] = scriptCommand("tests/_helpers/pool_exit.ts", args);
+    // The bound only catches a hang: the script ends in well under a second when it works.
+    const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.signal, null, `the script ${args.join(" ")} did not exit by itself: ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    const stats = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assert.equal(stats.busy, 0);
+    assert.equal(stats.lost, args.length);
+  }
+});
