@@ -71,6 +71,11 @@ export interface Packet {
 export interface EncodeOptions {
   /** Make this frame a key frame. */
   keyFrame?: boolean;
+  /**
+   * This frame's quantizer, 1 to 63: SVT-AV1 with `perFrameQp: true` only (rav1e has no per-frame
+   * quantizer and refuses it).
+   */
+  qp?: number;
 }
 
 /** The contract shared by {@linkcode SvtAv1Encoder} and {@linkcode Rav1eEncoder}. */

@@ -12,9 +12,12 @@ import {
   parseSequenceHeader,
   type SequenceHeader,
 } from "../lib/av1/mod.ts";
+import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
+import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { ivfFileSink, IvfWriter } from "../lib/io/mod.ts";
+import { testSource } from "../lib/io/testsrc.ts";
 import { VideoEncoder, type VideoEncoderConfig } from "../lib/webcodecs/mod.ts";
-import { dav1dFrameCount, needs, tempPath } from "./_helpers/encode.ts";
+import { dav1dFrameCount, encodeAll, needs, rejectsWith, tempPath } from "./_helpers/encode.ts";
 import { fastConfig, i420Frame, type Recorded, recordingEncoder } from "./_helpers/webcodecs.ts";
 
 const W = 160, H = 120;
@@ -168,9 +171,58 @@ for (const backend of ["svt-av1", "rav1e"] as const) {
         av1: { quantizer: q[i] },
       }));
       const size = (i: number) => rec.chunks[i].chunk.byteLength;
-      // The first frame of each run is a key frame in both backends here: compare like with like.
-      assert.ok(size(0) > 2 * size(2), `quantizer 10 key frame ${size(0)} bytes, 55 key frame ${size(2)}`);
+      const types = rec.chunks.map((c) => c.chunk.type);
+      if (backend === "rav1e") {
+        // rav1e's quantizer is per session: each new quantizer starts one, with a key frame.
+        assert.deepEqual(types, ["key", "delta", "key", "delta", "delta", "key"]);
+        assert.ok(size(0) > 2 * size(2), `quantizer 10 key frame ${size(0)} bytes, 55 key frame ${size(2)}`);
+      } else {
+        // SVT-AV1 takes the quantizer per picture: one session, one key frame.
+        assert.deepEqual(types, ["key", "delta", "delta", "delta", "delta", "delta"]);
+      }
       assert.equal(await dav1dDecodes(rec.chunks, `webcodecs_quantizer_${backend}`), q.length);
     },
   );
 }
+
+test("VideoEncoder (svt-av1) realtime quantizer mode changes the quantizer from one picture to the next", async () => {
+  const q = [20, 20, 20, 20, 60, 60, 60, 60, 20, 20, 20, 20];
+  const rec = await encodeFrames(
+    fastConfig("svt-av1", { bitrateMode: "quantizer", latencyMode: "realtime" }),
+    q.length,
+    (i) => ({ av1: { quantizer: q[i] } }),
+  );
+  assert.deepEqual(rec.chunks.map((c) => c.chunk.type), ["key", ...Array(q.length - 1).fill("delta")]);
+  const bytes = (from: number, to: number) =>
+    rec.chunks.slice(from, to).reduce((n, c) => n + c.chunk.byteLength, 0);
+  assert.ok(
+    bytes(1, 4) > 2 * bytes(5, 8),
+    `quantizer 20: ${bytes(1, 4)} bytes, quantizer 60: ${bytes(5, 8)}`,
+  );
+  assert.ok(bytes(9, 12) > 2 * bytes(5, 8), "back at quantizer 20");
+});
+
+test("SvtAv1Encoder perFrameQp takes encode()'s qp; without it, and in rav1e, a per-frame qp is refused", async () => {
+  const input = testSource({ width: W, height: H, frames: 2 });
+  await using svt = await SvtAv1Encoder.create({ ...input.info, preset: 12, qp: 30, perFrameQp: true });
+  await rejectsWith(
+    svt.encode(input.frame(0), { qp: 64 }),
+    "INVALID_FRAME",
+    /qp must be an integer from 1 to 63/,
+  );
+  const packets = await encodeAll(svt, [input.frame(0), input.frame(1)]);
+  assert.equal(packets.length, 2);
+  await using plain = await SvtAv1Encoder.create({ ...input.info, preset: 12, qp: 30 });
+  await rejectsWith(plain.encode(input.frame(0), { qp: 20 }), "INVALID_STATE", /perFrameQp: true/);
+  await rejectsWith(
+    SvtAv1Encoder.create({ ...input.info, preset: 12, crf: 30, perFrameQp: true }),
+    "INVALID_CONFIG",
+    /perFrameQp needs qp/,
+  );
+  await using rav1e = await Rav1eEncoder.create({ ...input.info, speed: 10 });
+  await rejectsWith(
+    rav1e.encode(input.frame(0), { qp: 20 }),
+    "INVALID_CONFIG",
+    /rav1e takes no per-frame quantizer/,
+  );
+});

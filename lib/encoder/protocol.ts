@@ -11,7 +11,7 @@ export type BackendName = "svt-av1" | "rav1e";
 /** Caller → worker. A thread hosts one encoder at a time: `init`, frames, `flush`, `close`, then the next. */
 export type ToWorker =
   | { t: "init"; backend: BackendName; config: unknown }
-  | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean }
+  | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean; qp?: number }
   | { t: "flush" }
   | { t: "close" }
   /** Blocks the thread in a native call for `ms` (tests of stall detection). */
@@ -44,8 +44,11 @@ export type FromWorker =
 export interface WorkerBackend {
   /** Opens the library and creates the encoder; returns the sequence header and library version. */
   init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string }>;
-  /** Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. */
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void): void;
+  /**
+   * Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. `qp` is
+   * the frame's quantizer where the backend takes one per frame.
+   */
+  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number): void;
   /** Collects packets that are ready without blocking. */
   poll(emit: (p: WorkerPacket) => void): void;
   /** Signals end of stream and blocks until every packet is out. */

@@ -13,7 +13,14 @@ import {
 } from "../../ffi/layouts/rav1e.ts";
 import { locateRav1e } from "../../ffi/load.ts";
 import { EncoderError } from "../errors.ts";
-import { chromaPlaneSize, type ChromaPosition, frameByteLength, type VideoInfo } from "../types.ts";
+import {
+  chromaPlaneSize,
+  type ChromaPosition,
+  type EncodeOptions,
+  type Frame,
+  frameByteLength,
+  type VideoInfo,
+} from "../types.ts";
 import { checkCommonConfig, type CommonConfig } from "./config.ts";
 import type { Rav1eWorkerConfig } from "./rav1e_worker.ts";
 import { type HostOptions, WorkerEncoder } from "./worker_encoder.ts";
@@ -321,6 +328,20 @@ export class Rav1eEncoder extends WorkerEncoder {
     const init: Rav1eWorkerConfig = { location, ...settings };
     await enc.start(init);
     return enc;
+  }
+
+  /** As {@linkcode WorkerEncoder.encode}; rav1e's C API has no per-frame quantizer, so `options.qp` is refused. */
+  override encode(frame: Frame, options: EncodeOptions & { transfer?: boolean } = {}): Promise<void> {
+    if (options?.qp !== undefined) {
+      return Promise.reject(
+        new EncoderError(
+          "INVALID_CONFIG",
+          "rav1e takes no per-frame quantizer: set quantizer when creating the encoder, or use SVT-AV1",
+          { library: "rav1e" },
+        ),
+      );
+    }
+    return super.encode(frame, options);
   }
 }
 

@@ -4,7 +4,14 @@
  */
 import { locateSvtAv1 } from "../../ffi/load.ts";
 import { EncoderError } from "../errors.ts";
-import { type ChromaSampling, frameByteLength, type Rational, type VideoInfo } from "../types.ts";
+import {
+  type ChromaSampling,
+  type EncodeOptions,
+  type Frame,
+  frameByteLength,
+  type Rational,
+  type VideoInfo,
+} from "../types.ts";
 import { checkCommonConfig, type CommonConfig } from "./config.ts";
 import type { SvtAv1WorkerConfig } from "./svt_av1_worker.ts";
 import { type HostOptions, WorkerEncoder } from "./worker_encoder.ts";
@@ -17,6 +24,11 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
   crf?: number;
   /** Constant QP 1 to 63 without adaptive quantisation (SvtAv1EncApp `--rc 0 --aq-mode 0 --qp`). */
   qp?: number;
+  /**
+   * With `qp`: each frame may carry its own quantizer, `encode(frame, { qp })` (SvtAv1EncApp
+   * `--use-q-file`: the picture header's qp); frames without one use `qp`. Default false.
+   */
+  perFrameQp?: boolean;
   /** Target bitrate in kbit/s; VBR unless `rateControl: "cbr"`. */
   bitrate?: number;
   /** Rate control for `bitrate`: "vbr" (default) or "cbr" (needs `lowDelay`). */
@@ -147,6 +159,11 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
       library: "svt-av1",
     });
   }
+  if (config.perFrameQp && config.qp === undefined) {
+    throw new EncoderError("INVALID_CONFIG", "perFrameQp needs qp (constant-QP rate control)", {
+      library: "svt-av1",
+    });
+  }
   if (config.rateControl && config.bitrate === undefined) {
     throw new EncoderError("INVALID_CONFIG", `rateControl "${config.rateControl}" needs a bitrate`, {
       library: "svt-av1",
@@ -178,6 +195,7 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
   if (config.lowDelay) p.push(["pred-struct", "1"]);
   if (config.crf !== undefined) p.push(["crf", String(config.crf)]);
   if (config.qp !== undefined) p.push(["rc", "0"], ["aq-mode", "0"], ["qp", String(config.qp)]);
+  if (config.perFrameQp) p.push(["use-q-file", "1"]);
   if (config.bitrate !== undefined) {
     p.push(["rc", config.rateControl === "cbr" ? "2" : "1"], ["tbr", String(config.bitrate)]);
   }
@@ -264,9 +282,39 @@ export class SvtAv1Encoder extends WorkerEncoder {
         : { level: SVT_LOG_LEVELS[config.logLevel], override: true },
       keepRealtime: config.threadPriority === "realtime",
       restartForKeyFrames: needs && !force,
+      perFrameQp: config.perFrameQp ? config.qp : undefined,
     };
+    enc.#perFrameQp = config.perFrameQp === true;
     await enc.start(init);
     return enc;
+  }
+
+  #perFrameQp = false;
+
+  /** As {@linkcode WorkerEncoder.encode}; `options.qp` (1 to 63) needs `perFrameQp: true`. */
+  override encode(frame: Frame, options: EncodeOptions & { transfer?: boolean } = {}): Promise<void> {
+    const qp = options?.qp;
+    if (qp !== undefined) {
+      if (!this.#perFrameQp) {
+        return Promise.reject(
+          new EncoderError(
+            "INVALID_STATE",
+            "A per-frame qp needs an encoder created with qp and perFrameQp: true",
+            {
+              library: "svt-av1",
+            },
+          ),
+        );
+      }
+      if (!Number.isInteger(qp) || qp < 1 || qp > 63) {
+        return Promise.reject(
+          new EncoderError("INVALID_FRAME", `SVT-AV1 qp must be an integer from 1 to 63, got ${qp}`, {
+            library: "svt-av1",
+          }),
+        );
+      }
+    }
+    return super.encode(frame, options);
   }
 }
 

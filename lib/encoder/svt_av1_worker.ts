@@ -33,6 +33,8 @@ export interface SvtAv1WorkerConfig {
    * the first picture of a session is always a key frame.
    */
   restartForKeyFrames?: boolean;
+  /** Frames carry their own quantizer (`use-q-file=1`); frames without one take this one. */
+  perFrameQp?: number;
 }
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
@@ -182,7 +184,7 @@ export class SvtAv1Backend implements WorkerBackend {
     this.#inView.setUint32(0, bh.size, true);
   }
 
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void) {
+  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number) {
     if (keyFrame && this.#cfg.restartForKeyFrames && this.#sentPictures > 0) {
       // Finish this session (its packets come out first, in order) and start another: its first
       // picture is a key frame with the same sequence header.
@@ -213,6 +215,8 @@ export class SvtAv1Backend implements WorkerBackend {
     v.setBigInt64(bh.dts, BigInt(this.#sentPictures), true);
     v.setUint32(bh.picType, keyFrame ? SvtPictureType.key : SvtPictureType.invalid, true);
     v.setUint32(bh.flags, 0, true);
+    // With use-q-file SVT-AV1 takes each picture's quantizer from its header (0 would mean lossless-like).
+    if (this.#cfg.perFrameQp !== undefined) v.setUint32(bh.qp, qp ?? this.#cfg.perFrameQp, true);
     // Blocks while SVT's input pool is full; SVT copies the planes before it returns, so `data` and the
     // descriptors only need to live through the call (they are referenced here until then).
     this.#check(this.#lib.symbols.svt_av1_enc_send_picture(this.#handle, this.#inHeader), "send_picture");

@@ -194,7 +194,10 @@ export abstract class WorkerEncoder implements Encoder {
     });
     this.#framesIn++;
     const accepted = new Promise<void>((resolve, reject) => this.#accepted.set(id, { resolve, reject }));
-    this.#post({ t: "frame", id, data: payload, keyFrame }, [payload.buffer as ArrayBuffer]);
+    const qp = options.qp;
+    this.#post({ t: "frame", id, data: payload, keyFrame, ...(qp === undefined ? {} : { qp }) }, [
+      payload.buffer as ArrayBuffer,
+    ]);
     await accepted;
     // Backpressure from the output side: wait while the consumer is behind.
     while (this.#queue.length >= this.#maxQueued && !this.#stopped()) {

@@ -68,7 +68,7 @@ export function serveEncoders(factories: BackendFactories, block?: BlockingCall)
       }
       case "frame": {
         const b = backend!;
-        b.send(msg.data, msg.keyFrame, emit);
+        b.send(msg.data, msg.keyFrame, emit, msg.qp);
         // Packets made while sending go out before the acceptance, so that the caller's output-side
         // backpressure already counts them when its encode() resolves.
         post();

@@ -123,8 +123,9 @@ export interface VideoEncoderEncodeOptions {
   keyFrame?: boolean;
   /**
    * With `bitrateMode: "quantizer"`: the frame's quantizer, 0 to 63 (SVT-AV1 `qp`, rav1e quantizer
-   * index ×4). Neither library changes the quantizer of a running stream, so a quantizer different from
-   * the previous frame's starts a new encoder session: that frame becomes a key frame.
+   * index ×4); without one, the previous frame's. SVT-AV1 takes it per picture (`use-q-file`). rav1e
+   * cannot change the quantizer of a running stream, so there a quantizer different from the previous
+   * frame's starts a new encoder session: that frame becomes a key frame.
    */
   av1?: { quantizer?: number | null };
 }
@@ -351,8 +352,11 @@ function svtConfig(n: Normalized, quantizer: number | undefined): SvtAv1Config {
   delete c.qp;
   delete c.bitrate;
   delete c.rateControl;
-  if (n.mode === "quantizer") c.qp = Math.max(1, quantizer ?? DEFAULT_QUANTIZER);
-  else if (n.kbps !== undefined) Object.assign(c, { bitrate: n.kbps, rateControl: cbr ? "cbr" : "vbr" });
+  if (n.mode === "quantizer") {
+    // Each picture carries its quantizer: a new one needs no new session.
+    c.qp = Math.max(1, quantizer ?? DEFAULT_QUANTIZER);
+    c.perFrameQp = true;
+  } else if (n.kbps !== undefined) Object.assign(c, { bitrate: n.kbps, rateControl: cbr ? "cbr" : "vbr" });
   else if (extra.crf !== undefined) c.crf = extra.crf;
   return c;
 }
@@ -708,8 +712,11 @@ export class VideoEncoder extends EventTarget {
     }
     const qp = n.mode === "quantizer" ? quantizer ?? this.#session?.qp ?? DEFAULT_QUANTIZER : undefined;
     let session = this.#session;
-    // A new quantizer, or a key frame the backend cannot force, starts a new session (it opens with a key frame).
-    if (session && (session.qp !== qp || (keyFrame && session.frames > 0 && !session.forcedKeyFrames))) {
+    // rav1e takes its quantizer per session only; SVT-AV1 takes one per picture.
+    const perFrameQp = n.backend === "svt-av1";
+    const newQuantizer = !perFrameQp && session !== null && session.qp !== qp;
+    // A new rav1e quantizer, or a key frame the backend cannot force, starts a new session (it opens with a key frame).
+    if (session && (newQuantizer || (keyFrame && session.frames > 0 && !session.forcedKeyFrames))) {
       const forced = session.forcedKeyFrames;
       await this.#endSession(generation);
       if (generation !== this.#generation) return;
@@ -720,9 +727,10 @@ export class VideoEncoder extends EventTarget {
     session ??= await this.#startSession(generation, n, qp);
     if (!session) return;
     const input = { data: picture.data, timestamp, duration };
+    const frameQp = perFrameQp && qp !== undefined ? { qp: Math.max(1, qp) } : {};
     if (keyFrame && session.frames > 0) {
       try {
-        await session.encoder.encode(input, { keyFrame: true });
+        await session.encoder.encode(input, { keyFrame: true, ...frameQp });
       } catch (e) {
         if (!(e instanceof EncoderError && e.code === "INVALID_STATE") || generation !== this.#generation) {
           throw e;
@@ -733,12 +741,14 @@ export class VideoEncoder extends EventTarget {
         session = await this.#startSession(generation, n, qp);
         if (!session) return;
         session.forcedKeyFrames = false;
-        await session.encoder.encode(input);
+        await session.encoder.encode(input, frameQp);
       }
     } else {
-      await session.encoder.encode(input);
+      await session.encoder.encode(input, frameQp);
     }
     session.frames++;
+    // Frames without a quantizer take the previous frame's.
+    session.qp = qp;
     if (generation !== this.#generation) return;
     this.#encodeQueueSize--;
     this.#scheduleDequeue();
