@@ -162,3 +162,38 @@ for (const backend of ["svt-av1", "rav1e"] as const) {
     },
   );
 }
+
+test("registerAv1Encoder (rav1e, realtime): source.add() waits for the encoder, a bounded number of frames ahead", async () => {
+  await registerAv1Encoder({ backend: "rav1e", backendOptions: { speed: 10 } });
+  const output = new mb.Output({ format: new mb.WebMOutputFormat(), target: new mb.BufferTarget() });
+  let packets = 0;
+  const source = new mb.VideoSampleSource({
+    codec: "av1",
+    bitrate: mb.QUALITY_LOW,
+    latencyMode: "realtime",
+    onEncodedPacket: () => void packets++,
+  });
+  output.addVideoTrack(source, { frameRate: 30 });
+  await output.start();
+  const frames = 60;
+  let ahead = 0;
+  for (let i = 0; i < frames; i++) {
+    const pixels = new Uint8Array(W * H * 3 / 2);
+    for (let k = 0; k < W * H; k++) pixels[k] = (k + i * 7) & 255;
+    const sample = new mb.VideoSample(pixels, {
+      format: "I420",
+      codedWidth: W,
+      codedHeight: H,
+      timestamp: i / 30,
+      duration: 1 / 30,
+    });
+    await source.add(sample);
+    sample.close();
+    ahead = Math.max(ahead, i + 1 - packets);
+  }
+  await output.finalize();
+  assert.equal(packets, frames);
+  // rav1e takes a frame only once it has encoded the one before (low latency: ~5 frames of delay), and
+  // mediabunny keeps at most 4 encode() calls open: without backpressure all 60 would be in before any came out.
+  assert.ok(ahead <= 16, `the source ran ${ahead} frames ahead of the encoder's output`);
+});
