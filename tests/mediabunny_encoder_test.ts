@@ -197,3 +197,34 @@ test("registerAv1Encoder (rav1e, realtime): source.add() waits for the encoder, 
   // mediabunny keeps at most 4 encode() calls open: without backpressure all 60 would be in before any came out.
   assert.ok(ahead <= 16, `the source ran ${ahead} frames ahead of the encoder's output`);
 });
+
+test("registerAv1Encoder rejects with LIBRARY_NOT_FOUND for a missing library; a sample format it cannot take fails add()", async () => {
+  await assert.rejects(
+    registerAv1Encoder({ backendOptions: { libraryPath: "/nonexistent/libSvtAv1Enc.so.1" } }),
+    (e: unknown) => (e as { code?: string }).code === "LIBRARY_NOT_FOUND",
+  );
+  await registerAv1Encoder({ backend: "svt-av1", backendOptions: { preset: 12 } });
+  const output = new mb.Output({ format: new mb.WebMOutputFormat(), target: new mb.BufferTarget() });
+  const source = new mb.VideoSampleSource({ codec: "av1", bitrate: mb.QUALITY_LOW });
+  output.addVideoTrack(source, { frameRate: 30 });
+  await output.start();
+  await assert.rejects(
+    (async () => {
+      // mediabunny keeps up to 4 encode() calls open: the error surfaces within a few frames.
+      for (let i = 0; i < 8; i++) {
+        const sample = new mb.VideoSample(new Uint8Array(W * H * 2), {
+          format: "I422",
+          codedWidth: W,
+          codedHeight: H,
+          timestamp: i / 30,
+          duration: 1 / 30,
+        });
+        await source.add(sample);
+        sample.close();
+      }
+      await output.finalize();
+    })(),
+    /takes video samples in I420, .*got I422: convert the samples first/,
+  );
+  await output.cancel();
+});
