@@ -18,6 +18,7 @@
  *   (transferred, as encoder threads post packets) and the handler streams them as the response. With
  *   `--delay ms` the worker posts them one by one, `ms` apart, as an encoder's packets come.
  *
+ * `--realtime` leaves SVT-AV1's thread scheduling alone (no effective-uid switch, no demotion).
  * `--copy` makes the handler stream a copy of each buffer made on the main thread instead of the buffer
  * that came from the other thread.
  * @module
@@ -39,6 +40,8 @@ const rounds = Math.min(1000, Number(option("rounds", "50")));
 const frames = Math.min(100, Number(option("frames", "20")));
 const copy = process.argv.includes("--copy");
 const delay = Math.min(100, Number(option("delay", "0")));
+/** Leave SVT-AV1's thread scheduling alone (no effective-uid switch, no demotion of its threads). */
+const realtime = process.argv.includes("--realtime");
 
 const src = testSource({ width: 160, height: 120, frames });
 const pictures: Uint8Array[] = [];
@@ -47,7 +50,11 @@ for await (const f of src.frames()) pictures.push(f.data);
 async function create(): Promise<Encoder> {
   return backend === "rav1e"
     ? await Rav1eEncoder.create({ ...src.info, speed: 10 })
-    : await SvtAv1Encoder.create({ ...src.info, preset: 13 });
+    : await SvtAv1Encoder.create({
+      ...src.info,
+      preset: 13,
+      threadPriority: realtime ? "realtime" : undefined,
+    });
 }
 
 /** One encode; `out` receives each packet as it comes. */

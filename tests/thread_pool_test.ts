@@ -124,3 +124,15 @@ test("idle encoder threads, and one stuck in a native call, do not keep the proc
     assert.equal(stats.lost, args.length);
   }
 });
+
+test("SVT-AV1 encoders started and closed side by side in one process run clean (set-up and tear-down never overlap)", () => {
+  const [cmd, argv] = scriptCommand("tests/_helpers/concurrent_encoders.ts", ["8", "12"]);
+  const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: 240_000 });
+  assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.stderr.slice(-2000)}`);
+  assert.equal(r.status, 0, r.stderr.slice(-2000));
+  const stats = JSON.parse(r.stdout.trim().split("\n").pop()!);
+  assert.equal(stats.packets, 8 * 12 * 10);
+  assert.equal(stats.busy, 0);
+  assert.equal(stats.lost, 0);
+  assert.ok(stats.started <= 8, `${stats.started} threads for 8 loops`);
+});

@@ -10,6 +10,8 @@ export type BackendName = "svt-av1" | "rav1e";
 
 /** Caller → worker. A thread hosts one encoder at a time: `init`, frames, `flush`, `close`, then the next. */
 export type ToWorker =
+  /** First message to a new thread: the lock its SVT-AV1 set-up and tear-down share with the pool's threads. */
+  | { t: "setup"; lock: SharedArrayBuffer }
   | { t: "init"; backend: BackendName; config: unknown }
   | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean; qp?: number }
   | { t: "flush" }

@@ -10,6 +10,7 @@ import type { FfiRuntime } from "../../ffi/runtime/types.ts";
 import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
 import { keptLibrary } from "./kept_libraries.ts";
+import { withNativeLock } from "./native_lock.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
 import { asNonRoot, demoteRealtimeThreads, libc, threadIds } from "./realtime_threads.ts";
 
@@ -95,8 +96,15 @@ export class SvtAv1Backend implements WorkerBackend {
     return { sequenceHeader, version: cfg.location.version.text };
   }
 
-  /** Creates and initialises the native encoder with the configured parameters. */
+  /**
+   * Creates and initialises the native encoder with the configured parameters, holding the pool's lock:
+   * SVT-AV1 must not set one encoder up while it tears another down (see native_lock.ts).
+   */
   #start() {
+    withNativeLock(() => this.#startLocked());
+  }
+
+  #startLocked() {
     const cfg = this.#cfg;
     const opened = this.#opened;
     const s = this.#lib.symbols;
@@ -189,8 +197,10 @@ export class SvtAv1Backend implements WorkerBackend {
       // Finish this session (its packets come out first, in order) and start another: its first
       // picture is a key frame with the same sequence header.
       this.finish(emit);
-      this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
-      this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
+      withNativeLock(() => {
+        this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
+        this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
+      });
       this.#handle = 0n;
       this.#initialized = false;
       this.#start();
@@ -275,13 +285,14 @@ export class SvtAv1Backend implements WorkerBackend {
         this.send(new Uint8Array(this.#cfg.frameBytes), false, () => {});
       }
       if (!this.#eosSeen) this.finish(() => {});
-      this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
+      withNativeLock(() => this.#lib.symbols.svt_av1_enc_deinit(this.#handle));
     }
     this.#release();
   }
 
   #release() {
-    if (this.#handle !== 0n) this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
+    const handle = this.#handle;
+    if (handle !== 0n) withNativeLock(() => this.#lib.symbols.svt_av1_enc_deinit_handle(handle));
     this.#handle = 0n;
     this.#initialized = false;
     // The library stays open for the thread's next encoder.

@@ -58,6 +58,9 @@ const entry = new URL("./encoder_thread.ts", import.meta.url);
 /** Messages that answer one message each: a native call that finished. */
 const answers = new Set<FromWorker["t"]>(["ready", "accepted", "flushed", "closed", "unblocked"]);
 
+/** The lock SVT-AV1's set-up and tear-down share across this pool's threads (see native_lock.ts). */
+const nativeLock = new SharedArrayBuffer(4);
+
 class PooledThread {
   readonly thread: NativeThread;
   lease: ThreadLease | undefined;
@@ -71,6 +74,7 @@ class PooledThread {
       e.preventDefault?.();
       pool.lose(this, new EncoderError("WORKER_ERROR", `An encoder thread failed: ${e.message}`));
     };
+    this.thread.postMessage({ t: "setup", lock: nativeLock } satisfies ToWorker);
   }
 }
 

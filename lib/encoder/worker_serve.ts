@@ -5,6 +5,7 @@
  * @module
  */
 import { EncoderError } from "../errors.ts";
+import { setNativeLock } from "./native_lock.ts";
 import type { BackendName, FromWorker, ToWorker, WorkerBackend, WorkerPacket } from "./protocol.ts";
 
 interface WorkerScope {
@@ -60,6 +61,10 @@ export function serveEncoders(factories: BackendFactories, block?: BlockingCall)
   async function handle(msg: ToWorker): Promise<void> {
     if (failed && msg.t !== "close") return;
     switch (msg.t) {
+      case "setup": {
+        setNativeLock(msg.lock);
+        return;
+      }
       case "init": {
         backend = factories[msg.backend]();
         const { sequenceHeader, version } = await backend.init(msg.config);
