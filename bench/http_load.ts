@@ -59,6 +59,7 @@ interface Stats {
   active: number;
   liveEncoders: number;
   rss: number;
+  threads?: { threads: number; busy: number; started: number; lost: number };
 }
 async function stats(): Promise<Stats> {
   return await (await fetch(`${base}/stats`)).json();
@@ -82,6 +83,7 @@ try {
   let failed = 0;
   let bytesOut = 0;
   let rssAt20: number | undefined;
+  let rssAt200: number | undefined;
   const t0 = performance.now();
 
   /** One request; false when it must be retried (a 503 or a failure). */
@@ -125,6 +127,10 @@ try {
         rssAt20 = -1;
         rssAt20 = (await stats()).rss;
       }
+      if (rssAt200 === undefined && done >= 200) {
+        rssAt200 = -1;
+        rssAt200 = (await stats()).rss;
+      }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, client));
@@ -143,10 +149,14 @@ try {
     "first byte p50 ms": pct(0.5).toFixed(0),
     "first byte p99 ms": pct(0.99).toFixed(0),
     "RSS after 20 MB": mb(rssAt20 ?? 0),
+    "RSS after 200 MB": rssAt200 && rssAt200 > 0 ? mb(rssAt200) : "-",
     [`RSS after ${done} MB`]: mb(end.rss),
     "503s": busy,
     failed,
     "live encoders at the end": end.liveEncoders,
+    "encoder threads (busy at the end / started / lost)": end.threads
+      ? `${end.threads.busy} / ${end.threads.started} / ${end.threads.lost}`
+      : "-",
   };
   console.table(rows);
 
@@ -173,9 +183,11 @@ try {
     rows["first byte p50 ms"],
     rows["first byte p99 ms"],
     rows["RSS after 20 MB"],
+    rows["RSS after 200 MB"],
     mb(end.rss),
     busy,
     end.liveEncoders,
+    rows["encoder threads (busy at the end / started / lost)"],
   ].join(" | ");
   const section = `## HTTP service
 
@@ -189,13 +201,11 @@ POST a ${width}x${height} Y4M of ${frames} frames (${
   } KiB) to \`/encode?${query}\` until
 ${requests} responses are complete (a 503 is retried). First byte: from the request to the first chunk of the
 response body (the WebM header goes out with the first packet). RSS is the service's (\`GET /stats\`),
-after 20 requests and after all of them. Seen with Bun 1.4.5: the service process panics ("abort() called",
-a segmentation fault) within the first 100 requests with 4 concurrent encodes, while 4 × 30 rounds of plain
-encoders without HTTP and 200 requests one at a time run clean; Bun's row is at concurrency 1 until that is
-found (\`--concurrency 1\`).
+after 20, after 200 and after all requests. Encoder threads: busy at the end, started, lost (stalled or
+failed), from the service's \`encoderThreadStats()\`.
 
-| runtime | requests | concurrency | seconds | requests/s | frames/s | first byte p50 ms | first byte p99 ms | RSS after 20 MB | RSS after all MB | 503s | live encoders after |
-| ------- | -------: | ----------: | ------: | ---------: | -------: | ----------------: | ----------------: | --------------: | ---------------: | ---: | ------------------: |
+| runtime | requests | concurrency | seconds | requests/s | frames/s | first byte p50 ms | first byte p99 ms | RSS after 20 MB | RSS after 200 MB | RSS after all MB | 503s | live encoders after | threads busy / started / lost |
+| ------- | -------: | ----------: | ------: | ---------: | -------: | ----------------: | ----------------: | --------------: | ---------------: | ---------------: | ---: | ------------------: | ----------------------------: |
 ${[...otherRows, `| ${row} |`].sort().join("\n")}
 `;
   writeFileSync(resultsPath, kept.trimEnd() + "\n\n" + section);

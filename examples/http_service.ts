@@ -11,7 +11,8 @@
  *   A client that disconnects stops its encode: the encoder is closed and the input cancelled.
  * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
  *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
- * - `GET /stats` is `{ active, liveEncoders, rss }` as JSON.
+ * - `GET /stats` is `{ active, liveEncoders, rss, threads }` as JSON (`threads`: the encoder threads'
+ *   `encoderThreadStats()`).
  *
  * ```sh
  * PORT=8000 deno run -A examples/http_service.ts
@@ -35,6 +36,7 @@ import {
   SVT_AV1_FLAGS,
   SWITCH_FLAGS,
 } from "../lib/cli_config.ts";
+import { encoderThreadStats, warmEncoderThreads } from "../lib/encoder/thread_pool.ts";
 import { parseFrameRate } from "../lib/io/testsrc.ts";
 import {
   type ContainerFormat,
@@ -776,7 +778,12 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       if (url.pathname === "/encode") return await encodeRequest(req, url);
       if (url.pathname === "/live") return liveRequest(req, url, upgrade);
       if (url.pathname === "/stats" && req.method === "GET") {
-        return jsonResponse(200, { active: sessions.size, liveEncoders, rss: process.memoryUsage().rss });
+        return jsonResponse(200, {
+          active: sessions.size,
+          liveEncoders,
+          rss: process.memoryUsage().rss,
+          threads: encoderThreadStats(),
+        });
       }
       const page = pageFiles[url.pathname];
       if (page && req.method === "GET") {
@@ -819,6 +826,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
 // Node 20 has no import.meta.main: there the entry is the script named on the command line.
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8000);
+  // Encoder threads ready before the first request: it then pays only for the library's own set-up.
+  await warmEncoderThreads();
   const service = await startService({
     port,
     maxConcurrent: process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : undefined,

@@ -1,0 +1,47 @@
+/**
+ * Runs bench/http_load.ts `--runs` times in a row in this runtime and counts the runs whose service died
+ * (a crash shows as failed requests and a non-zero exit) or that leaked encoders or busy threads.
+ *
+ * Usage: bun bench/http_soak.ts [--runs 10] [--concurrency 8] [--requests 2000]
+ *        deno run -A bench/http_soak.ts ...
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+const runs = Math.min(20, Number(option("runs", "10")));
+const concurrency = option("concurrency", "8");
+const requests = option("requests", "2000");
+const isDeno = "Deno" in globalThis;
+const script = new URL("./http_load.ts", import.meta.url).pathname;
+let bad = 0;
+for (let i = 1; i <= runs; i++) {
+  const args = [
+    ...(isDeno ? ["run", "-A"] : []),
+    script,
+    "--concurrency",
+    concurrency,
+    "--requests",
+    requests,
+  ];
+  // Bounded: one run of 2000 small requests takes 2-4 minutes here.
+  const r = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 900_000 });
+  const out = `${r.stdout}\n${r.stderr}`;
+  const panicked = /panic:|Segmentation fault|double free|Bun has crashed/.test(out);
+  const field = (name: string) => out.match(new RegExp(`${name}\\s*│\\s*"?([^"│]+?)"?\\s*│`))?.[1] ?? "?";
+  const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0";
+  if (!ok) bad++;
+  console.log(
+    `run ${i}: ${ok ? "ok" : "FAILED"} exit=${r.status ?? r.signal} requests/s=${field("requests/s")} `
+      + `p99=${field("first byte p99 ms")} rss200=${field("RSS after 200 MB")} `
+      + `rssEnd=${field(`RSS after ${requests} MB`)} threads=${
+        field("encoder threads \\(busy at the end / started / lost\\)")
+      }`,
+  );
+}
+console.log(`${runs - bad} of ${runs} runs clean`);
+process.exit(bad === 0 ? 0 : 1);
