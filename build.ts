@@ -27,7 +27,13 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import * as load from "./ffi/load.ts";
-import { debianBuild, glibcAtLeast, LIBRARY_PACKAGE_PATTERNS, pickLibraryPackages } from "./ffi/platform.ts";
+import {
+  debianBuild,
+  glibcAtLeast,
+  installHint,
+  LIBRARY_PACKAGE_PATTERNS,
+  pickLibraryPackages,
+} from "./ffi/platform.ts";
 
 function aptLibraryPackages(): string[] {
   const names = (prefix: string) =>
@@ -296,6 +302,17 @@ async function main(): Promise<number> {
       }
       libs = await findLibraries();
       tools = dev ? findTools() : [];
+    } else if (!which("apt-get")) {
+      // Not Debian or Ubuntu: the system's own package manager, in its words.
+      report("Native libraries:", libs);
+      const kind = load.hostSystem().kind;
+      for (const l of libs.filter((l) => !l.ok)) {
+        console.error(
+          `\n${l.name} is missing. ${installHint(l.name === "SVT-AV1" ? "svt-av1" : "rav1e", kind)}.`,
+        );
+      }
+      if (dev) console.error("\n--dev installs the reference tools with apt-get only (Debian and Ubuntu).");
+      return 1;
     } else {
       report("Native libraries:", libs);
       if (dev) report("Reference tools:", tools);
