@@ -13,21 +13,18 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { fetchDebianPackages, sharedLibraryIn } from "./ffi/fetch_debian.ts";
 import * as load from "./ffi/load.ts";
-import { debianBuild, glibcAtLeast, LIBRARY_PACKAGE_PATTERNS, pickLibraryPackages } from "./ffi/platform.ts";
+import {
+  debianBuild,
+  glibcAtLeast,
+  installHint,
+  LIBRARY_PACKAGE_PATTERNS,
+  pickLibraryPackages,
+} from "./ffi/platform.ts";
 
 function aptLibraryPackages(): string[] {
   const names = (prefix: string) =>
@@ -143,10 +140,10 @@ function glibcVersion(): string | undefined {
 }
 
 /**
- * Fetches a pinned newer build from Debian's archive into `build/` (no root, system sources untouched:
- * apt runs with a private configuration under `build/.debian/`). The library goes into `build/`, where
- * the loader looks first; the library's own tool, where Debian has one that runs here, into
- * `build/bin/` (the tests' reference encoders are looked up there first).
+ * Fetches a pinned newer build from Debian's archive into `build/` (no root, system sources untouched;
+ * the checked `.deb`s stay in the per-machine cache, see ffi/fetch_debian.ts). The library goes into
+ * `build/`, where the loader looks first; the library's own tool, where Debian has one that runs here,
+ * into `build/bin/` (the tests' reference encoders are looked up there first).
  */
 function fetchDebianBuild(library: "svt-av1" | "rav1e", select: string): number {
   const b = debianBuild(library, select);
@@ -160,43 +157,11 @@ function fetchDebianBuild(library: "svt-av1" | "rav1e", select: string): number 
     );
     return 1;
   }
-  if (!which("apt-get") || !which("dpkg-deb")) {
-    console.error(`Fetching Debian's ${library} ${b.version} needs apt-get and dpkg-deb (Debian or Ubuntu).`);
-    return 1;
-  }
-  const state = join(load.BUILD_DIR, ".debian");
-  for (const d of ["lists/partial", "cache/archives/partial", "debs"]) {
-    mkdirSync(join(state, d), { recursive: true });
-  }
-  const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
-  const signed = existsSync(keyring) ? `[signed-by=${keyring}] ` : "";
-  const suites = [...new Set(b.packages.map((p) => p.suite))];
-  writeFileSync(
-    join(state, "sources.list"),
-    suites.map((s) => `deb ${signed}http://deb.debian.org/debian ${s} main\n`).join(""),
-  );
-  const apt = [
-    "-o",
-    `Dir::Etc::sourcelist=${join(state, "sources.list")}`,
-    "-o",
-    "Dir::Etc::sourceparts=-",
-    "-o",
-    `Dir::State::Lists=${join(state, "lists")}`,
-    "-o",
-    `Dir::Cache=${join(state, "cache")}`,
-  ];
-  console.log(`Fetching ${library} ${b.version} from Debian ${suites.join(" and ")}`);
-  if (run("apt-get", [...apt, "update", "-qq"]) !== 0) {
-    console.error("apt-get update with Debian's archive failed: is deb.debian.org reachable?");
-    return 1;
-  }
-  const debs = join(state, "debs");
-  const r = spawnSync("apt-get", [...apt, "download", ...b.packages.map((p) => `${p.name}=${p.version}`)], {
-    cwd: debs,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  if (r.status !== 0) {
-    console.error(`apt-get download failed for ${b.packages.map((p) => p.name).join(", ")}`);
+  let fetched;
+  try {
+    fetched = fetchDebianPackages(b.packages, join(load.BUILD_DIR, ".debian", "root"));
+  } catch (e) {
+    console.error((e as Error).message);
     return 1;
   }
   // Libraries of the same kind already in build/ go: the loader takes the newest soname it finds there.
@@ -205,31 +170,13 @@ function fetchDebianBuild(library: "svt-av1" | "rav1e", select: string): number 
   const tool = library === "svt-av1" ? "SvtAv1EncApp" : "rav1e";
   const bin = join(load.BUILD_DIR, "bin");
   rmSync(join(bin, tool), { force: true });
-  for (const p of b.packages) {
-    const deb = readdirSync(debs).find((f) => f.startsWith(`${p.name}_`) && f.endsWith("_amd64.deb"));
-    if (!deb) {
-      console.error(`${p.name} ${p.version}: apt-get download left no .deb`);
-      return 1;
-    }
-    const sum = createHash("sha256").update(readFileSync(join(debs, deb))).digest("hex");
-    if (sum !== p.sha256) {
-      console.error(`${deb}: SHA-256 ${sum} is not the pinned ${p.sha256}; nothing was installed from it`);
-      return 1;
-    }
-    const root = join(state, "root", p.name);
-    rmSync(root, { recursive: true, force: true });
-    mkdirSync(root, { recursive: true });
-    if (run("dpkg-deb", ["-x", join(debs, deb), root]) !== 0) return 1;
-    if (p.kind === "library") {
-      const libDir = join(root, "usr/lib/x86_64-linux-gnu");
-      // The file named by the soname (the shortest name; the others are the same library).
-      const soname = readdirSync(libDir).filter((f) =>
-        f.startsWith(prefix)
-      ).sort((a, z) => a.length - z.length)[0];
-      copyFileSync(join(libDir, soname), join(load.BUILD_DIR, soname));
+  for (const f of fetched) {
+    if (f.pkg.kind === "library") {
+      const lib = sharedLibraryIn(f, prefix);
+      copyFileSync(lib.path, join(load.BUILD_DIR, lib.soname));
     } else {
       mkdirSync(join(bin, ".real"), { recursive: true });
-      copyFileSync(join(root, "usr/bin", tool), join(bin, ".real", tool));
+      copyFileSync(join(f.root, "usr/bin", tool), join(bin, ".real", tool));
       chmodSync(join(bin, ".real", tool), 0o755);
       // The tool links the library by soname: it runs against the copy in build/.
       writeFileSync(
@@ -296,6 +243,17 @@ async function main(): Promise<number> {
       }
       libs = await findLibraries();
       tools = dev ? findTools() : [];
+    } else if (!which("apt-get")) {
+      // Not Debian or Ubuntu: the system's own package manager, in its words.
+      report("Native libraries:", libs);
+      const kind = load.hostSystem().kind;
+      for (const l of libs.filter((l) => !l.ok)) {
+        console.error(
+          `\n${l.name} is missing. ${installHint(l.name === "SVT-AV1" ? "svt-av1" : "rav1e", kind)}.`,
+        );
+      }
+      if (dev) console.error("\n--dev installs the reference tools with apt-get only (Debian and Ubuntu).");
+      return 1;
     } else {
       report("Native libraries:", libs);
       if (dev) report("Reference tools:", tools);

@@ -78,4 +78,5 @@ export {
   type Rational,
   type VideoInfo,
 } from "./lib/types.ts";
+export { VERSION } from "./lib/version.ts";
 export * from "./lib/webcodecs/mod.ts";

@@ -63,6 +63,7 @@ Output
       --json               print a JSON summary on stdout (or stderr when writing to stdout)
       --verbose            show the encoder library's own log
   -h, --help               this text
+  -V, --version            this package's version and each library's version and file
 `;
 
 /** A command line that cannot be run; its message says what is wrong and the CLI prints it with the usage. */

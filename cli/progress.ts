@@ -4,6 +4,7 @@
  */
 import process from "node:process";
 import type { Packet } from "../lib/types.ts";
+import type { LibraryInUse } from "./version.ts";
 
 export class Progress {
   #tty: boolean;
@@ -17,6 +18,8 @@ export class Progress {
   status?: () => string;
   /** The encoder library's version, for the summary. */
   version = "";
+  /** The library the encode runs on (name, version, file), named in the last line. */
+  library?: LibraryInUse;
   #fps: number;
 
   constructor(quiet: boolean, total: number | undefined, fps: number) {
@@ -66,8 +69,11 @@ export class Progress {
 
   done() {
     if (this.#quiet) return;
-    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}\n`);
-    else process.stderr.write(this.line() + "\n");
+    const lib = this.library
+      ? ` with ${this.library.name} ${this.library.version} (${this.library.path})`
+      : "";
+    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}${lib}\n`);
+    else process.stderr.write(this.line() + lib + "\n");
   }
 }
 

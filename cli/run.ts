@@ -22,6 +22,7 @@ import { createSink } from "../lib/stream/sinks.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "../lib/types.ts";
 import { keyFrameSet, type Options, parseCli, USAGE, UsageError } from "./args.ts";
 import { Progress } from "./progress.ts";
+import { libraryInUse } from "./version.ts";
 
 interface Source {
   info: VideoInfo;
@@ -75,6 +76,11 @@ async function probe(argv: string[]): Promise<number> {
 /** Runs one encode (or `probe`); returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "probe") return await probe(argv.slice(1));
+  if (argv[0] === "--version" || argv[0] === "-V") {
+    const { versionText } = await import("./version.ts");
+    process.stdout.write(await versionText());
+    return 0;
+  }
   let opts: Options | "help";
   try {
     opts = parseCli(argv);
@@ -133,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       const summary = {
         codec: opts.codec,
         version: progress.version,
+        library: progress.library,
         format: opts.outputFormat,
         output: opts.output,
         frames: progress.frames,
@@ -181,6 +188,7 @@ async function encodeToFile(
   interrupted: () => boolean,
 ): Promise<void> {
   progress.version = (encoder as SvtAv1Encoder | Rav1eEncoder).version;
+  progress.library = await libraryInUse(opts.codec);
   const out = await openOutput(opts, info, encoder);
   try {
     const keys = keyFrameSet(opts.forceKeyFrames, info);
@@ -217,6 +225,7 @@ async function runLive(
   interrupted: () => boolean,
 ): Promise<void> {
   progress.version = (first as SvtAv1Encoder | Rav1eEncoder).version;
+  progress.library = await libraryInUse(opts.codec);
   let made = 0;
   const encode = createEncodeStream({
     encoder: () => (made++ === 0 ? first : createEncoder(opts, info)),

@@ -1,11 +1,14 @@
 /**
- * Finds and opens the native libraries: the environment override first, then `./build/`, then the
- * system's names for each supported soname. A failure lists every path tried and why, and says how to
- * install the library.
+ * Finds and opens the native libraries: the environment override first, then `./build/`, then a
+ * prebuilt platform package in `node_modules` (`@av1-stream/linux-x64-gnu`), then the system's names
+ * for each supported soname. A failure lists every path tried and why, and says how to install the
+ * library on the system it runs on.
  * @module
  */
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EncoderError } from "../lib/errors.ts";
 import { parseRav1eVersion, rav1eVersionSupported, SUPPORTED_RAV1E } from "./layouts/rav1e.ts";
@@ -16,6 +19,14 @@ import {
   type SvtAv1Layout,
   svtAv1LayoutFor,
 } from "./layouts/svt_av1.ts";
+import {
+  installHint,
+  type NativeLibraryName,
+  prebuiltPackageFor,
+  SYSTEM_RECIPES,
+  type SystemKind,
+  systemKind,
+} from "./platform.ts";
 import { ffiRuntime } from "./runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
 import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
@@ -23,7 +34,9 @@ import { srtSymbols, srtVersionSymbols } from "./symbols/srt.ts";
 import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/svt_av1.ts";
 
 /** The project's own `build/` folder, where a locally built library may be placed. */
-export const BUILD_DIR: string = fileURLToPath(new URL("../build/", import.meta.url));
+export const BUILD_DIR: string = import.meta.url.startsWith("file:")
+  ? fileURLToPath(new URL("../build/", import.meta.url))
+  : ""; // imported over https (JSR): there is no build/ folder to look in
 
 /** One place the loader looked, and what it found there. */
 export interface LoadAttempt {
@@ -49,39 +62,95 @@ export interface LocateOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** Sonames of SVT-AV1's encoder library, newest major first. */
-export const SVT_AV1_SONAMES = [
-  "libSvtAv1Enc.so.4",
-  "libSvtAv1Enc.so.3",
-  "libSvtAv1Enc.so.2",
-  "libSvtAv1Enc.so.1",
-  "libSvtAv1Enc.so",
-];
+/** The system this process runs on, as the loader's tables name it. */
+export interface HostSystem {
+  /** The family (package manager, library names and folders). */
+  kind: SystemKind;
+  /** `os.platform()` and `os.arch()`. */
+  platform: string;
+  arch: string;
+  /** The C library on Linux. */
+  libc?: "glibc" | "musl";
+}
 
-const SYSTEM_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"];
+let host: HostSystem | undefined;
 
-function processEnv(): Record<string, string | undefined> {
-  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+/** Reads the platform, `/etc/os-release` and the C library once. */
+export function hostSystem(): HostSystem {
+  if (host) return host;
+  let osRelease: string | undefined;
+  try {
+    osRelease = readFileSync("/etc/os-release", "utf8");
+  } catch {
+    osRelease = undefined;
+  }
+  const p = platform();
+  const musl = p === "linux" && ["/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1"].some(existsSync);
+  host = {
+    kind: systemKind(p, osRelease),
+    platform: p,
+    arch: arch(),
+    ...(p === "linux" ? { libc: musl ? "musl" as const : "glibc" as const } : {}),
+  };
+  return host;
+}
+
+/** Sonames of SVT-AV1's encoder library on this system, newest major first. */
+export const SVT_AV1_SONAMES: string[] = SYSTEM_RECIPES[hostSystem().kind].files["svt-av1"];
+
+/**
+ * The folders of the platform package for this machine (`@av1-stream/linux-x64-gnu`…), found the way
+ * a runtime resolves a dependency of this module, then by walking up from this module to each
+ * `node_modules`. Empty when none is installed.
+ */
+export function prebuiltLibraryDirs(): string[] {
+  const h = hostSystem();
+  const pkg = prebuiltPackageFor(h.platform, h.arch, h.libc);
+  if (!pkg) return [];
+  const out: string[] = [];
+  try {
+    const manifest = createRequire(import.meta.url).resolve(`${pkg.name}/package.json`);
+    out.push(join(dirname(manifest), "lib"));
+  } catch {
+    // Not resolvable from here (a Deno import without node_modules, or not installed).
+  }
+  if (!import.meta.url.startsWith("file:")) return out.filter((d) => existsSync(d));
+  for (let dir = dirname(fileURLToPath(import.meta.url));; dir = dirname(dir)) {
+    out.push(join(dir, "node_modules", ...pkg.name.split("/"), "lib"));
+    if (dirname(dir) === dir) break;
+  }
+  return [...new Set(out)].filter((d) => existsSync(d));
+}
+
+function filesIn(dir: string, sonames: string[]): string[] {
+  const files = readdirSync(dir);
+  const out: string[] = [];
+  for (const soname of sonames) {
+    for (const f of files) if (f === soname || f.startsWith(soname + ".")) out.push(join(dir, f));
+  }
+  return out;
 }
 
 /**
  * The candidate paths for a library, in order: an explicit override (alone), then files in `./build/`
- * matching the sonames, then the sonames themselves (found by the dynamic linker).
+ * matching the sonames, then those in the platform package, then the sonames in the system's library
+ * folders or, where no folder has them, as bare names for the dynamic linker.
  */
 export function candidatePaths(sonames: string[], override: string | undefined): string[] {
   if (override) return [override];
   const out: string[] = [];
-  if (existsSync(BUILD_DIR)) {
-    const files = readdirSync(BUILD_DIR);
-    for (const soname of sonames) {
-      for (const f of files) if (f === soname || f.startsWith(soname + ".")) out.push(join(BUILD_DIR, f));
-    }
-  }
+  if (BUILD_DIR && existsSync(BUILD_DIR)) out.push(...filesIn(BUILD_DIR, sonames));
+  for (const dir of prebuiltLibraryDirs()) out.push(...filesIn(dir, sonames));
+  const dirs = SYSTEM_RECIPES[hostSystem().kind].libraryDirs;
   for (const soname of sonames) {
-    const inSystem = SYSTEM_DIRS.map((d) => join(d, soname)).find((p) => existsSync(p));
+    const inSystem = dirs.map((d) => join(d, soname)).find((p) => existsSync(p));
     out.push(inSystem ?? soname);
   }
   return [...new Set(out)];
+}
+
+function processEnv(): Record<string, string | undefined> {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
 }
 
 function describe(e: unknown): string {
@@ -89,9 +158,18 @@ function describe(e: unknown): string {
   return msg.split("\n")[0].slice(0, 300);
 }
 
-/** How to get SVT-AV1 onto this machine. */
-export const SVT_AV1_INSTALL_HINT =
-  "Install it with `sudo apt-get install libsvtav1enc1` (Debian 12; `libsvtav1enc2` on Debian 13), or run `deno run -A build.ts` (it asks apt for the right package), or set SVTAV1_LIB_PATH to the path of libSvtAv1Enc.so";
+/** How to get SVT-AV1 onto this machine, in its package manager's words. */
+export const SVT_AV1_INSTALL_HINT: string = installHint("svt-av1", hostSystem().kind);
+
+/** Why a library that was found is refused, with what to do when it is too old or too new. */
+function versionRefusal(library: NativeLibraryName, text: string, supported: string, older: boolean): string {
+  if (!older) return `version ${JSON.stringify(text)} is not supported (supported: ${supported})`;
+  const get = library === "svt-av1" ? "--svt-av1 3" : "--rav1e 0.8";
+  return `version ${
+    JSON.stringify(text)
+  } is older than supported (supported: ${supported}); get a newer one with `
+    + `\`deno run -A build.ts ${get}\` (Debian's build, no root) or the @av1-stream/linux-x64-gnu package`;
+}
 
 function failure(code: "LIBRARY_NOT_FOUND" | "LIBRARY_UNSUPPORTED", tried: LoadAttempt[]): EncoderError {
   const list = tried.map((t) => `  ${t.path}: ${t.error}`).join("\n");
@@ -127,7 +205,9 @@ export async function locateSvtAv1(options: LocateOptions = {}): Promise<SvtAv1L
       const layout = version && svtAv1LayoutFor(version);
       if (!version || !layout) {
         sawUnsupported = true;
-        tried.push({ path, error: `version ${JSON.stringify(text)} is not supported` });
+        const older = version !== undefined
+          && (version.major < 1 || (version.major === 1 && version.minor < 4));
+        tried.push({ path, error: versionRefusal("svt-av1", text, SUPPORTED_SVT_AV1, older) });
         continue;
       }
       const found = { path, version, layout };
@@ -151,11 +231,10 @@ export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location) {
  * Sonames of librav1e. Its C API is the same from 0.5 to 0.8; upstream's soname is `.so.0`, Debian 13
  * and later name theirs after the minor version (`librav1e.so.0.7` in `librav1e0.7`, `.so.0.8`).
  */
-export const RAV1E_SONAMES = ["librav1e.so.0.8", "librav1e.so.0.7", "librav1e.so.0", "librav1e.so"];
+export const RAV1E_SONAMES: string[] = SYSTEM_RECIPES[hostSystem().kind].files.rav1e;
 
-/** How to get rav1e onto this machine. */
-export const RAV1E_INSTALL_HINT =
-  "Install it with `sudo apt-get install librav1e0` (Debian 12; `librav1e0.7` on Debian 13), or run `deno run -A build.ts`, or `cargo cinstall` from rav1e's sources, or set RAV1E_LIB_PATH to the path of librav1e.so";
+/** How to get rav1e onto this machine, in its package manager's words. */
+export const RAV1E_INSTALL_HINT: string = installHint("rav1e", hostSystem().kind);
 
 /** Where librav1e was found and its version. */
 export interface Rav1eLocation {
@@ -190,7 +269,8 @@ export async function locateRav1e(options: LocateOptions = {}): Promise<Rav1eLoc
       const version = parseRav1eVersion(text);
       if (!version || !rav1eVersionSupported(version)) {
         sawUnsupported = true;
-        tried.push({ path, error: `version ${JSON.stringify(text)} is not supported` });
+        const older = version !== undefined && version.major === 0 && version.minor < 5;
+        tried.push({ path, error: versionRefusal("rav1e", text, SUPPORTED_RAV1E, older) });
         continue;
       }
       const found = { path, version };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseObus } from "../lib/av1/obu.ts";
 import { readIvf } from "../lib/io/ivf.ts";
@@ -46,6 +46,31 @@ test("cli: --json prints a summary of a test source encode to IVF", () => {
   assert.equal(summary.frames, 10);
   assert.equal(summary.bytes + 32 + 12 * 10, readFileSync(out).length);
   for (const k of ["seconds", "fps", "kbps"]) assert.equal(typeof summary[k], "number");
+  assert.equal(summary.library.name, "SVT-AV1");
+  assert.equal(summary.library.version, summary.version);
+  assert.ok(existsSync(summary.library.path) || !summary.library.path.includes("/"), summary.library.path);
+});
+
+test("cli: --version names the package, and each library with its version and file", () => {
+  const r = cli(["--version"]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.toString().trim().split("\n");
+  // Node runs these tests compiled under .cache/node: the manifests are read from the repository's root.
+  const root = [new URL("..", import.meta.url), new URL("../../..", import.meta.url)].find((u) =>
+    existsSync(new URL("deno.json", u))
+  )!;
+  const pkg = JSON.parse(readFileSync(new URL("package.json", root), "utf8"));
+  const deno = JSON.parse(readFileSync(new URL("deno.json", root), "utf8"));
+  assert.equal(lines[0], `av1-stream ${pkg.version}`);
+  assert.equal(deno.version, pkg.version);
+  assert.match(lines[1], /^SVT-AV1 v?\d+\.\d+\.\d+\S* \(.*libSvtAv1Enc\.so\.\d.*\)$/);
+  assert.match(lines[2], /^rav1e \d+\.\d+\.\d+.* \(.*librav1e\.so.*\)$/);
+  // The plain progress line at the end of an encode names the same library.
+  const out = tempPath("version.ivf");
+  const enc = cli(["-i", "testsrc:64x64@30:2", "-o", out, "--preset", "12"]);
+  assert.equal(enc.code, 0, enc.stderr);
+  const lib = lines[1].replace(/^SVT-AV1 /, "");
+  assert.ok(enc.stderr.toString().trim().endsWith(`with SVT-AV1 ${lib}`), enc.stderr.toString());
 });
 
 test("cli: --frames limits the encode and plain progress lines go to stderr", () => {

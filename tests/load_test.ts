@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { test } from "node:test";
-import { locateSvtAv1 } from "../ffi/load.ts";
+import { locateSvtAv1, SVT_AV1_SONAMES } from "../ffi/load.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { needs, run, tempPath } from "./_helpers/encode.ts";
@@ -44,9 +44,30 @@ test("an unsupported SVT-AV1 version is refused before any encoder call", needs(
     (e: unknown) => {
       assert.ok(e instanceof EncoderError);
       assert.equal(e.code, "LIBRARY_UNSUPPORTED");
-      assert.match(e.message, /version "v1\.2\.0" is not supported/);
+      assert.match(e.message, /version "v1\.2\.0" is older than supported/);
       assert.match(e.message, /supported: 1\.4\.0 to 4\.x/);
       return true;
     },
   );
 });
+
+test(
+  "SVT-AV1 0.9 (Ubuntu 22.04's) is found by its soname and refused as too old, with how to get a newer one",
+  needs("cc"),
+  async () => {
+    const src = tempPath("svt_09.c");
+    const lib = tempPath("libSvtAv1Enc.so.0");
+    writeFileSync(src, 'const char *svt_av1_get_version(void) { return "v0.9.1"; }\n');
+    const cc = run("cc", ["-shared", "-fPIC", "-o", lib, src]);
+    assert.equal(cc.code, 0, cc.stderr);
+    await assert.rejects(locateSvtAv1({ env: { SVTAV1_LIB_PATH: lib } }), (e: unknown) => {
+      assert.ok(e instanceof EncoderError);
+      assert.equal(e.code, "LIBRARY_UNSUPPORTED");
+      assert.match(e.message, /version "v0\.9\.1" is older than supported \(supported: 1\.4\.0 to 4\.x\)/);
+      assert.match(e.message, /deno run -A build\.ts --svt-av1 3/);
+      assert.match(e.message, /@av1-stream\/linux-x64-gnu/);
+      return true;
+    });
+    assert.ok(SVT_AV1_SONAMES.includes("libSvtAv1Enc.so.0"));
+  },
+);

@@ -2,7 +2,17 @@
 // names Debian 12, Debian 13 and Ubuntu carry, since only one of them runs on this machine.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEBIAN_BUILDS, debianBuild, glibcAtLeast, pickLibraryPackages } from "../ffi/platform.ts";
+import {
+  DEBIAN_BUILDS,
+  debianBuild,
+  glibcAtLeast,
+  installHint,
+  pickLibraryPackages,
+  PREBUILT_PACKAGES,
+  prebuiltPackageFor,
+  SYSTEM_RECIPES,
+  systemKind,
+} from "../ffi/platform.ts";
 
 const all = () => true;
 
@@ -59,4 +69,71 @@ test("glibc versions compare by number", () => {
   assert.equal(glibcAtLeast("2.31", "2.34"), false);
   assert.equal(glibcAtLeast("2.4", "2.34"), false);
   assert.equal(glibcAtLeast("3.0", "2.43"), true);
+});
+
+const osRelease = (id: string, like = "") => `NAME="x"\nID=${id}\n${like ? `ID_LIKE="${like}"\n` : ""}`;
+
+test("the system family comes from os-release's ID, then ID_LIKE, and macOS from the platform", () => {
+  assert.equal(systemKind("linux", osRelease("debian")), "debian");
+  assert.equal(systemKind("linux", osRelease("ubuntu", "debian")), "debian");
+  assert.equal(systemKind("linux", osRelease("linuxmint", "ubuntu debian")), "debian");
+  assert.equal(systemKind("linux", osRelease("fedora")), "fedora");
+  assert.equal(systemKind("linux", osRelease('"rocky"', "rhel centos fedora")), "fedora");
+  assert.equal(systemKind("linux", osRelease("alpine")), "alpine");
+  assert.equal(systemKind("linux", osRelease("manjaro", "arch")), "arch");
+  assert.equal(systemKind("linux", osRelease("nixos")), "other");
+  assert.equal(systemKind("linux", undefined), "other");
+  assert.equal(systemKind("darwin", undefined), "macos");
+});
+
+test("each family's install command, library folders and file names", () => {
+  const hint = (lib: "svt-av1" | "rav1e", kind: Parameters<typeof installHint>[1]) => installHint(lib, kind);
+  assert.match(hint("svt-av1", "debian"), /sudo apt-get install libsvtav1enc1 .*libsvtav1enc2 on Debian 13/);
+  assert.match(hint("svt-av1", "debian"), /build\.ts --svt-av1 3/);
+  assert.match(hint("svt-av1", "debian"), /Ubuntu 22\.04 ships SVT-AV1 0\.9, older than supported/);
+  assert.match(hint("rav1e", "debian"), /build\.ts --rav1e 0\.8/);
+  assert.match(hint("svt-av1", "fedora"), /^On Fedora\/RHEL: sudo dnf install svt-av1-libs/);
+  assert.match(hint("rav1e", "fedora"), /sudo dnf install rav1e-libs/);
+  assert.doesNotMatch(
+    hint("rav1e", "fedora"),
+    /build\.ts/,
+    "build.ts fetches with apt, which Fedora has not",
+  );
+  assert.match(hint("svt-av1", "alpine"), /apk add svt-av1-libs/);
+  assert.doesNotMatch(
+    hint("svt-av1", "alpine"),
+    /npm install @av1-stream\/linux-x64-gnu/,
+    "a glibc build on musl",
+  );
+  assert.match(hint("rav1e", "arch"), /sudo pacman -S rav1e/);
+  assert.match(hint("svt-av1", "macos"), /^On macOS \(Homebrew\): brew install svt-av1/);
+  for (const kind of Object.keys(SYSTEM_RECIPES) as (keyof typeof SYSTEM_RECIPES)[]) {
+    assert.match(hint("svt-av1", kind), /SVTAV1_LIB_PATH/);
+    assert.match(hint("rav1e", kind), /RAV1E_LIB_PATH/);
+  }
+  assert.deepEqual(SYSTEM_RECIPES.fedora.libraryDirs[0], "/usr/lib64");
+  assert.deepEqual(SYSTEM_RECIPES.macos.libraryDirs, ["/opt/homebrew/lib", "/usr/local/lib"]);
+  assert.equal(SYSTEM_RECIPES.macos.files["svt-av1"][1], "libSvtAv1Enc.3.dylib");
+  assert.ok(SYSTEM_RECIPES.macos.files.rav1e.includes("librav1e.0.8.dylib"));
+  assert.ok(
+    SYSTEM_RECIPES.debian.files["svt-av1"].includes("libSvtAv1Enc.so.0"),
+    "0.9 is found, to be refused",
+  );
+  assert.deepEqual(SYSTEM_RECIPES.alpine.files.rav1e.slice(0, 3), [
+    "librav1e.so.0.8",
+    "librav1e.so.0.7",
+    "librav1e.so.0",
+  ]);
+});
+
+test("the platform package for each platform: linux-x64-gnu is built, the others are planned", () => {
+  assert.equal(prebuiltPackageFor("linux", "x64", "glibc")?.name, "@av1-stream/linux-x64-gnu");
+  assert.equal(prebuiltPackageFor("linux", "x64", "glibc")?.built, true);
+  assert.equal(prebuiltPackageFor("linux", "x64", "musl")?.name, "@av1-stream/linux-x64-musl");
+  assert.equal(prebuiltPackageFor("linux", "arm64")?.name, "@av1-stream/linux-arm64-gnu");
+  assert.equal(prebuiltPackageFor("darwin", "arm64")?.name, "@av1-stream/darwin-arm64");
+  assert.equal(prebuiltPackageFor("win32", "x64"), undefined);
+  assert.deepEqual(PREBUILT_PACKAGES.filter((p) => p.built).map((p) => p.name), [
+    "@av1-stream/linux-x64-gnu",
+  ]);
 });
