@@ -2,7 +2,8 @@
 // Node 20 cannot run TypeScript), then counts the three runtimes' JUnit reports into one closing line
 // "N passed, N failed" (no runner prints one). Run by `npm test` and `.ci/run`.
 // Usage: node tests/run.mjs [--deno-only|--bun-only|--node-only] [--matrix] [test files...]
-// A whole-suite run (or --matrix) also runs the bit-exact tests against SVT-AV1 2.3.0 and rav1e 0.7.1.
+// A whole-suite run (or --matrix) also runs the behaviour and bit-exact tests against SVT-AV1 2.3.0 and
+// rav1e 0.7.1 (with their own reference tools), and the behaviour tests against SVT-AV1 3.1.2 and rav1e 0.8.1.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -57,14 +58,14 @@ function count(xmlPath) {
 }
 
 const results = [];
-function runDeno(name, files) {
+function runDeno(name, files, env = {}) {
   const xml = join(reports, `${name}.xml`);
   rmSync(xml, { force: true });
-  const r = run(bin("deno"), ["test", "-A", "--no-check", `--junit-path=${xml}`, ...files]);
+  const r = run(bin("deno"), ["test", "-A", "--no-check", `--junit-path=${xml}`, ...files], env);
   return { ...r, counts: count(xml) };
 }
 
-function runBun(name, files) {
+function runBun(name, files, env = {}) {
   const xml = join(reports, `${name}.xml`);
   rmSync(xml, { force: true });
   const r = run(bin("bun"), [
@@ -74,7 +75,7 @@ function runBun(name, files) {
     "--reporter=junit",
     `--reporter-outfile=${xml}`,
     ...files.map((t) => t.startsWith("./") ? t : `./${t}`),
-  ]);
+  ], env);
   return { ...r, counts: count(xml) };
 }
 
@@ -125,31 +126,62 @@ function runNode(xml) {
   return { ...r, seconds: r.seconds + tsc.seconds, compiled: true };
 }
 
-// The library-version matrix: the whole run above used the system's SVT-AV1 and rav1e; the bit-exact
-// tests run again against Debian's newer builds that have a reference tool that runs here (SVT-AV1 2.3.0
-// with its SvtAv1EncApp, rav1e 0.7.1 with its CLI), fetched by build.ts into build/ and removed after.
-// Only on a whole-suite run (or with --matrix), and never over libraries a user put in build/ themselves.
-const MATRIX_FILES = ["tests/svt_av1_reference_test.ts", "tests/rav1e_reference_test.ts"];
+// The library-version matrix: the whole run above used the system's SVT-AV1 and rav1e; the behaviour tests
+// run again with each of Debian's newer builds, fetched by build.ts into build/ (the checked .debs are
+// cached per machine, outside the clone) and removed after. SVT-AV1 2.3.0 and rav1e 0.7.1 come with their
+// own SvtAv1EncApp and rav1e CLI, so the bit-exact tests run against them; 3.1.2 and 0.8.1 have no tool
+// that runs here, and their streams are checked by decoding every frame with dav1d
+// (tests/library_versions_test.ts). Only on a whole-suite run (or with --matrix), and never over
+// libraries a user put in build/ themselves.
+const MATRIX_PASSES = [
+  { svt: ["2", "2.3"], rav1e: ["0.7", "0.7.1"], label: "SVT-AV1 2.3.0, rav1e 0.7.1" },
+  { svt: ["3", "3.1"], rav1e: ["0.8", "0.8.1"], label: "SVT-AV1 3.1.2, rav1e 0.8.1" },
+];
+const MATRIX_FILES = [
+  "tests/svt_av1_reference_test.ts",
+  "tests/rav1e_reference_test.ts",
+  "tests/library_versions_test.ts",
+  "tests/svt_av1_encoder_test.ts",
+  "tests/rav1e_encoder_test.ts",
+  "tests/webcodecs_av1_registration_test.ts",
+];
 if ((files.length === 0 && !only) || args.includes("--matrix")) {
   const buildDir = join(root, "build");
   const ours = (f) => f.startsWith("libSvtAv1Enc.so") || f.startsWith("librav1e.so");
-  if (existsSync(buildDir) && readdirSync(buildDir).some(ours)) {
-    console.log("matrix: build/ holds libraries of its own; the newer-library pass is left out");
-  } else {
-    const fetched = run(bin("deno"), ["run", "-A", "build.ts", "--svt-av1", "2", "--rav1e", "0.7"]);
-    const label = "SVT-AV1 2.3.0, rav1e 0.7.1";
-    if (fetched.status !== 0) {
-      console.log(`matrix: build.ts could not fetch ${label}: counted as 1 failure`);
-      results.push({ runtime: `matrix fetch (${label})`, ...fetched, counts: null });
-    } else {
-      results.push({ runtime: `deno (${label})`, ...runDeno("deno-matrix", MATRIX_FILES) });
-      results.push({ runtime: `bun (${label})`, ...runBun("bun-matrix", MATRIX_FILES) });
-    }
+  const clean = () => {
     for (const f of existsSync(buildDir) ? readdirSync(buildDir) : []) {
       if (ours(f)) rmSync(join(buildDir, f), { force: true });
     }
     for (const tool of ["SvtAv1EncApp", "rav1e", ".real"]) {
       rmSync(join(buildDir, "bin", tool), { recursive: true, force: true });
+    }
+  };
+  if (existsSync(buildDir) && readdirSync(buildDir).some(ours)) {
+    console.log("matrix: build/ holds libraries of its own; the newer-library passes are left out");
+  } else {
+    for (const pass of MATRIX_PASSES) {
+      const fetched = run(bin("deno"), [
+        "run",
+        "-A",
+        "build.ts",
+        "--svt-av1",
+        pass.svt[0],
+        "--rav1e",
+        pass.rav1e[0],
+      ]);
+      if (fetched.status !== 0) {
+        console.log(`matrix: build.ts could not fetch ${pass.label}: counted as 1 failure`);
+        results.push({ runtime: `matrix fetch (${pass.label})`, ...fetched, counts: null });
+      } else {
+        const env = { AV1_STREAM_EXPECT_SVT_AV1: `${pass.svt[1]}.`, AV1_STREAM_EXPECT_RAV1E: pass.rav1e[1] };
+        const tag = pass.svt[0];
+        results.push({
+          runtime: `deno (${pass.label})`,
+          ...runDeno(`deno-matrix-${tag}`, MATRIX_FILES, env),
+        });
+        results.push({ runtime: `bun (${pass.label})`, ...runBun(`bun-matrix-${tag}`, MATRIX_FILES, env) });
+      }
+      clean();
     }
   }
 }

@@ -17,11 +17,12 @@ import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
 import { gatedFrames } from "./_helpers/sink_harness.ts";
 import { until } from "./_helpers/stream_servers.ts";
-import { toSection5, WhipEndpoint, type WhipFrame } from "./_helpers/whip_endpoint.ts";
+import { sdpCandidates } from "./_helpers/udp_relay.ts";
+import { SINK_LOOPBACK, toSection5, WhipEndpoint, type WhipFrame } from "./_helpers/whip_endpoint.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 60 });
 const svt = { ...source.info, preset: 12, lowDelay: true, keyint: 30, crf: 40, threads: 1 };
-const fast = { initialDelay: 20, maxDelay: 200, jitter: 0, connectTimeout: 5000 } as const;
+const fast = { initialDelay: 20, maxDelay: 200, jitter: 0, connectTimeout: 5000, ...SINK_LOOPBACK } as const;
 const opts = { ...needs("dav1d"), timeout: 60_000 };
 
 /** Frames of the test source, one every `ms`, waiting for `gates[n]()` before frame `n`. */
@@ -92,6 +93,13 @@ test(
     }
     assert.deepEqual(got.map((f) => f.keyFrame), expected.map((p) => p.keyFrame));
     assert.ok(stats.rtpPackets >= 60 && stats.bytesSent > 0);
+    // Loopback only: the offer's and the answer's candidates are all 127.0.0.1.
+    const pc = ep.sessions[0].pc;
+    for (const sdp of [pc.remoteDescription!.sdp, pc.localDescription!.sdp]) {
+      const cands = sdpCandidates(sdp);
+      assert.ok(cands.length > 0);
+      assert.deepEqual([...new Set(cands.map((c) => c.address))], ["127.0.0.1"], sdp);
+    }
   },
 );
 
@@ -207,6 +215,14 @@ test("whip: refused POSTs are retried until the endpoint answers 201", opts, asy
 test("whip: URLs are checked; createSink routes whip+http(s):// and srt:// to sinks with transportStats()", async () => {
   assert.throws(() => whipSink("rtmp://x/app"), /whip\+http/);
   assert.throws(() => whipSink("whip+ftp://x/"), /whip\+http/);
+  assert.throws(
+    () => whipSink("whip+http://127.0.0.1:9/", { iceHostAddresses: ["localhost"] }),
+    /IP addresses/,
+  );
+  assert.throws(
+    () => whipSink("whip+http://127.0.0.1:9/", { iceHostAddresses: ["127.0.0.1", "192.0.2.1"] }),
+    /at most one IPv4 and one IPv6/,
+  );
   const whip = createSink("whip+http://127.0.0.1:9/whip", { maxAttempts: 0, connectTimeout: 500 });
   assert.ok(whip instanceof WhipSink);
   assert.equal(whip.transportStats().rtpPackets, 0);

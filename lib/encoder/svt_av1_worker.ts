@@ -61,6 +61,8 @@ export class SvtAv1Backend implements WorkerBackend {
   #out = new Uint8Array(8); // EbBufferHeaderType** for get_packet / release
   #outView = new DataView(this.#out.buffer);
   #sentPictures = 0;
+  /** Packets taken out of this session (each picture gives one packet under low delay). */
+  #receivedPackets = 0;
   #eosSent = false;
   #eosSeen = false;
   #initialized = false;
@@ -163,6 +165,7 @@ export class SvtAv1Backend implements WorkerBackend {
     }
     this.#initialized = true;
     this.#sentPictures = 0;
+    this.#receivedPackets = 0;
     this.#eosSent = false;
     this.#eosSeen = false;
     if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before);
@@ -247,13 +250,28 @@ export class SvtAv1Backend implements WorkerBackend {
     // Copy the bytes out before SVT gets its buffer back.
     const data = len > 0 ? this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len) : undefined;
     this.#lib.symbols.svt_av1_enc_release_out_buffer(this.#out);
-    if (data) emit({ data, keyFrame: picType === SvtPictureType.key });
+    if (data) {
+      this.#receivedPackets++;
+      emit({ data, keyFrame: picType === SvtPictureType.key });
+    }
     if (flags & SvtBufferFlag.endOfStream) this.#eosSeen = true;
     return true;
   }
 
+  /** Whether the session predicts low delay (`pred-struct=1`: no reordering, one packet per picture). */
+  get #lowDelay(): boolean {
+    return this.#cfg.params.some(([k, v]) => k === "pred-struct" && v === "1");
+  }
+
   poll(emit: (p: WorkerPacket) => void) {
     if (this.#eosSeen || this.#sentPictures === 0) return;
+    if (this.#lowDelay) {
+      // Under low delay SVT-AV1 2.x and later block in get_packet until a packet is ready, even with
+      // pic_send_done = 0 (its header says so; 1.4 returns EmptyQueue): asking with no picture left to
+      // come out never returns. So ask only for the pictures still inside, one packet each.
+      while (!this.#eosSeen && this.#receivedPackets < this.#sentPictures && this.#receive(false, emit));
+      return;
+    }
     while (!this.#eosSeen && this.#receive(false, emit));
   }
 

@@ -11,6 +11,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { isIP } from "node:net";
 import type * as Werift from "werift";
 import { EncoderError } from "../errors.ts";
 import { importOptional } from "../optional_dependency.ts";
@@ -35,6 +36,19 @@ export interface WhipOptions {
   headers?: Record<string, string>;
   /** STUN/TURN servers; none are needed on a LAN or loopback. */
   iceServers?: { urls: string; username?: string; credential?: string }[];
+  /**
+   * Gather ICE host candidates on these local IP addresses only (at most one IPv4 and one IPv6: the UDP
+   * sockets are bound to them), e.g. `["127.0.0.1"]` for a receiver on this machine. Default: every
+   * interface's addresses (werift's choice: no loopback, link-local or VPN interfaces).
+   */
+  iceHostAddresses?: string[];
+  /**
+   * Which of the receiver's addresses ICE may use: candidates of the answer that fail it are removed
+   * before they reach werift, and connectivity checks from such an address get no answer (so no
+   * peer-reflexive candidate is learnt from it). Default: every address. With
+   * `(ip) => ip === "127.0.0.1"` and `iceHostAddresses: ["127.0.0.1"]` no packet leaves loopback.
+   */
+  iceRemoteFilter?: (ip: string) => boolean;
   /**
    * RTCP silence (receiver reports come every second or so, RFC 3550) for this long (ms) from the
    * connection's start or the last RTCP means the receiver is gone, and the sink reconnects; ICE consent
@@ -126,6 +140,8 @@ export function whipTransport(
   let current: WhipLink | undefined;
   let lastBitrate = 0;
   const shared: Shared = {
+    // Checked here, so a bad address fails the sink's creation instead of every connection attempt.
+    ice: iceRestrictions(options),
     counters,
     onKeyFrame: () => options.onKeyFrame?.(),
     onBitrate(kbps, source) {
@@ -150,6 +166,7 @@ export function whipTransport(
 }
 
 interface Shared {
+  ice: Partial<Werift.PeerConfig>;
   counters: WhipTransportStats;
   onKeyFrame(): void;
   onBitrate(kbps: number, source: "remb"): void;
@@ -161,6 +178,49 @@ function headersOf(options: WhipOptions, extra: Record<string, string> = {}): Re
     ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
     ...extra,
   };
+}
+
+/** werift's ICE settings for {@linkcode WhipOptions.iceHostAddresses} and `iceRemoteFilter`. */
+function iceRestrictions(options: WhipOptions): Partial<Werift.PeerConfig> {
+  const out: Partial<Werift.PeerConfig> = {};
+  const hosts = options.iceHostAddresses;
+  if (hosts?.length) {
+    const bad = hosts.filter((h) => isIP(h) === 0);
+    if (bad.length) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `iceHostAddresses takes IP addresses (e.g. "127.0.0.1"), got ${JSON.stringify(bad)}`,
+      );
+    }
+    const v4 = hosts.filter((h) => isIP(h) === 4);
+    const v6 = hosts.filter((h) => isIP(h) === 6);
+    if (v4.length > 1 || v6.length > 1) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `iceHostAddresses takes at most one IPv4 and one IPv6 address, got ${JSON.stringify(hosts)}`,
+      );
+    }
+    // No interface enumeration at all: only the addresses given become host candidates.
+    out.iceUseIpv4 = false;
+    out.iceUseIpv6 = false;
+    out.iceAdditionalHostAddresses = hosts;
+    out.iceInterfaceAddresses = { ...(v4[0] ? { udp4: v4[0] } : {}), ...(v6[0] ? { udp6: v6[0] } : {}) };
+  }
+  const accept = options.iceRemoteFilter;
+  if (accept) {
+    out.iceFilterStunResponse = (_msg, addr) => accept(addr[0]);
+    out.iceFilterCandidatePair = (pair) => accept(pair.remoteCandidate.host);
+  }
+  return out;
+}
+
+/** The SDP without the `a=candidate` lines whose address `accept` refuses. */
+function filterCandidates(sdp: string, accept?: (ip: string) => boolean): string {
+  if (!accept) return sdp;
+  return sdp.split(/\r?\n/).filter((line) => {
+    const m = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ /i.exec(line);
+    return !m || accept(m[1]);
+  }).join("\r\n");
 }
 
 class WhipLink implements Link {
@@ -222,6 +282,7 @@ class WhipLink implements Link {
       // malformed SRTCP packet") and took the receiver reports of the same compound packet with it.
       headerExtensions: { video: [w.useSdesMid()] },
       iceServers: options.iceServers ?? [],
+      ...shared.ice,
     });
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeout);
@@ -258,7 +319,10 @@ class WhipLink implements Link {
         );
       }
       const resource = new URL(location, endpoint);
-      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      await pc.setRemoteDescription({
+        type: "answer",
+        sdp: filterCandidates(answer, options.iceRemoteFilter),
+      });
       const link = new WhipLink(
         pc,
         transceiver.sender,

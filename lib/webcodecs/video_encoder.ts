@@ -410,8 +410,15 @@ export function configUnsupportedReason(config: VideoEncoderConfig): string | nu
 async function libraryAvailable(n: Normalized): Promise<string | null> {
   const path = (n.config.av1BackendOptions as { libraryPath?: string } | undefined)?.libraryPath;
   try {
-    if (n.backend === "svt-av1") await locateSvtAv1({ libraryPath: path });
-    else await locateRav1e({ libraryPath: path });
+    if (n.backend === "svt-av1") {
+      const { version } = await locateSvtAv1({ libraryPath: path });
+      if (n.screenContent && version.major >= 2) {
+        // Measured with 2.3.0 and 3.1.2: scm=1 only lets SVT-AV1 choose per frame (no frame uses the
+        // tools at presets 10-13, only the key frame at 4-8), where 1.x forces them in every frame.
+        return `SVT-AV1 ${version.text} chooses screen content tools frame by frame (scm=1 there is a hint, `
+          + "not a force): av1.forceScreenContentTools needs SVT-AV1 1.x; leave it false to let SVT-AV1 choose";
+      }
+    } else await locateRav1e({ libraryPath: path });
     return null;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);

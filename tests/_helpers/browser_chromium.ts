@@ -30,8 +30,24 @@ export function needsChromium(): { skip?: string } {
     : { skip: "chromium not installed: run deno run -A build.ts --dev (apt-get install chromium)" };
 }
 
-/** A headless chromium with a fresh user-data-dir; `close()` ends it and removes the profile. */
-export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/**
+ * WebRTC on loopback: candidates on 127.0.0.1 are gathered (chromium leaves out the loopback interface
+ * otherwise) and shown as addresses rather than mDNS names (which would need multicast on the other
+ * interfaces to resolve).
+ */
+export const CHROMIUM_WEBRTC_LOOPBACK_ARGS = [
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+/**
+ * A headless chromium with a fresh user-data-dir; `close()` ends it and removes the profile. `args` are
+ * added to {@linkcode CHROMIUM_ARGS}.
+ */
+export async function launchChromium(
+  options: { args?: string[] } = {},
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const { chromium } = await import("playwright-core");
   const profile = mkdtempSync(join(tmpdir(), "av1-stream-chromium-"));
   let context: BrowserContext;
@@ -40,7 +56,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
       timeout: 20_000,
     });
   } catch (e) {

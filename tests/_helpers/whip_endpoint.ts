@@ -171,6 +171,27 @@ function codec() {
   });
 }
 
+/**
+ * werift ICE on 127.0.0.1 alone: the one host candidate, no interface enumeration, and no answer to
+ * connectivity checks (so no pair) from any other address. The sink's `iceHostAddresses` and
+ * `iceRemoteFilter` do the same on its side.
+ */
+export const LOOPBACK_ICE = {
+  iceUseIpv4: false,
+  iceUseIpv6: false,
+  iceAdditionalHostAddresses: ["127.0.0.1"],
+  iceInterfaceAddresses: { udp4: "127.0.0.1" },
+  iceFilterStunResponse: (_msg: unknown, addr: readonly [string, number]) => addr[0] === "127.0.0.1",
+  iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) =>
+    pair.remoteCandidate.host === "127.0.0.1",
+};
+
+/** The sink's options that keep its ICE on 127.0.0.1. */
+export const SINK_LOOPBACK = {
+  iceHostAddresses: ["127.0.0.1"],
+  iceRemoteFilter: (ip: string) => ip === "127.0.0.1",
+};
+
 /** A WHIP endpoint on 127.0.0.1 (`/whip`), answering with werift. */
 export class WhipEndpoint {
   readonly sessions: WhipSession[] = [];
@@ -231,6 +252,7 @@ export class WhipEndpoint {
         codecs: { video: [codec()] },
         headerExtensions: { video: [useSdesMid()] },
         iceServers: [],
+        ...LOOPBACK_ICE,
       });
       const session = new WhipSession(String(this.#next++), pc);
       this.sessions.push(session);
