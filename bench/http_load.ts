@@ -6,7 +6,10 @@
  * (other sections are kept).
  *
  * Usage: deno run -A bench/http_load.ts [--concurrency 4] [--requests 200] [--frames 20] [--size 160x120]
+ *          [--release-memory on|off] [--no-write]
  *        bun bench/http_load.ts ...
+ * `--release-memory` runs the service through bench/service_child.ts with the encoder threads'
+ * `releaseMemory` on or off (without it: examples/http_service.ts as it is, with the library's default).
  * @module
  */
 import { spawn } from "node:child_process";
@@ -45,12 +48,20 @@ async function freePort(): Promise<number> {
 const body = new Uint8Array(await new Response(testSourceY4m({ width, height, frames })).arrayBuffer());
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const script = new URL("../examples/http_service.ts", import.meta.url).pathname;
+const releaseMemory = option("release-memory", "");
+const script = new URL(releaseMemory ? "./service_child.ts" : "../examples/http_service.ts", import.meta.url)
+  .pathname;
 const child = spawn(
   process.execPath,
   isDeno ? ["run", "-A", script] : [script],
   {
-    env: { ...process.env, PORT: String(port), MAX_CONCURRENT: String(maxConcurrent), SVT_LOG: "1" },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      MAX_CONCURRENT: String(maxConcurrent),
+      SVT_LOG: "1",
+      RELEASE_MEMORY: releaseMemory === "off" ? "0" : "1",
+    },
     stdio: ["ignore", "ignore", "inherit"],
   },
 );
@@ -208,8 +219,10 @@ failed), from the service's \`encoderThreadStats()\`.
 | ------- | -------: | ----------: | ------: | ---------: | -------: | ----------------: | ----------------: | --------------: | ---------------: | ---------------: | ---: | ------------------: | ----------------------------: |
 ${[...otherRows, `| ${row} |`].sort().join("\n")}
 `;
-  writeFileSync(resultsPath, kept.trimEnd() + "\n\n" + section);
-  console.log(section);
+  if (!process.argv.includes("--no-write")) {
+    writeFileSync(resultsPath, kept.trimEnd() + "\n\n" + section);
+    console.log(section);
+  }
 } finally {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((r) => child.once("exit", r));

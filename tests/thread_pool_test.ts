@@ -8,7 +8,13 @@ import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { encodeAll, rejectsWith, scriptCommand } from "./_helpers/encode.ts";
 
-const defaults = { threads: 2, maxThreads: 64, idleTimeoutMs: 10_000, stallTimeoutMs: 60_000 };
+const defaults = {
+  threads: 2,
+  maxThreads: 64,
+  idleTimeoutMs: 10_000,
+  stallTimeoutMs: 60_000,
+  releaseMemory: true,
+};
 
 async function encodeSmall(kind: "svt-av1" | "rav1e", frames = 3): Promise<number> {
   const src = testSource({ width: 64, height: 64, frames });
@@ -106,6 +112,36 @@ test("encoder thread options are checked", () => {
   assert.throws(() => configureEncoderThreads({ threads: -1 }), /threads must be a number of 0 or more/);
   assert.throws(() => configureEncoderThreads({ maxThreads: 0 }), /maxThreads must be at least 1/);
   assert.throws(() => configureEncoderThreads({ stallTimeoutMs: Number.NaN }), /stallTimeoutMs/);
+  assert.throws(
+    () => configureEncoderThreads({ releaseMemory: "yes" as unknown as boolean }),
+    /releaseMemory must be true or false, got yes/,
+  );
+});
+
+test("a thread that released the native heap's free memory after an encoder hosts the next one", async () => {
+  for (const releaseMemory of [true, false]) {
+    configureEncoderThreads({ ...defaults, threads: 1, releaseMemory });
+    try {
+      encoderThreads.endIdle();
+      const before = encoderThreadStats();
+      for (let i = 0; i < 4; i++) assert.equal(await encodeSmall(i % 2 === 0 ? "svt-av1" : "rav1e"), 3);
+      const lease = await encoderThreads.acquire();
+      if (!releaseMemory) assert.equal(lease.claimMemoryRelease(), false);
+      // A close on a thread with no encoder, and the release after it, answers too.
+      await new Promise<void>((resolve, reject) => {
+        lease.onmessage = (m) => m.t === "closed" ? resolve() : reject(new Error(`got ${m.t}`));
+        lease.post({ t: "close", releaseMemory: true });
+      });
+      lease.release();
+      assert.equal(await encodeSmall("svt-av1"), 3);
+      const after = encoderThreadStats();
+      assert.equal(after.started - before.started, 1, "one thread hosted every encoder");
+      assert.equal(after.busy, 0);
+      assert.equal(after.lost - before.lost, 0);
+    } finally {
+      configureEncoderThreads(defaults);
+    }
+  }
 });
 
 /** Node joins every worker thread as it exits, even in process.exit(): one inside a native call that never

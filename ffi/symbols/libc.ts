@@ -1,5 +1,6 @@
 /**
- * The few libc calls used to take SVT-AV1's threads out of real-time scheduling when running as root.
+ * The few libc calls used to take SVT-AV1's threads out of real-time scheduling when running as root, and
+ * glibc's malloc controls used to keep the encoder threads' native heap from holding freed memory.
  * @module
  */
 import type { SymbolTable } from "../runtime/types.ts";
@@ -19,7 +20,20 @@ export const libcSymbols = {
   usleep: { parameters: ["u32"], result: "i32" },
   // int setpriority(int which, id_t who, int prio);
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  // int malloc_trim(size_t pad); glibc: returns freed pages of every arena to the system
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
+  // int mallopt(int param, int value); glibc
+  mallopt: { parameters: ["i32", "i32"], result: "i32", optional: true },
+  // int malloc_info(int options, FILE *stream); glibc: the heap's state as XML
+  malloc_info: { parameters: ["i32", "pointer"], result: "i32", optional: true },
+  // FILE *fopen(const char *path, const char *mode);
+  fopen: { parameters: ["buffer", "buffer"], result: "pointer" },
+  // int fclose(FILE *stream);
+  fclose: { parameters: ["pointer"], result: "i32" },
 } as const satisfies SymbolTable;
+
+/** `mallopt` parameters (glibc's malloc.h). */
+export const Mallopt = { trimThreshold: -1, mmapThreshold: -3, arenaMax: -8 } as const;
 
 /** Linux scheduling policies. */
 export const SchedPolicy = { other: 0, fifo: 1, rr: 2, batch: 3, idle: 5 } as const;

@@ -5,7 +5,7 @@
  * caller's thread.
  * @module
  */
-import { ffiRuntime } from "../../ffi/runtime/mod.ts";
+import { ffiRuntime, loadedRuntime } from "../../ffi/runtime/mod.ts";
 import { Rav1eBackend } from "./rav1e_worker.ts";
 import { libc } from "./realtime_threads.ts";
 import { SvtAv1Backend } from "./svt_av1_worker.ts";
@@ -13,5 +13,9 @@ import { serveEncoders } from "./worker_serve.ts";
 
 serveEncoders(
   { "svt-av1": () => new SvtAv1Backend(), rav1e: () => new Rav1eBackend() },
-  async (ms) => void libc(await ffiRuntime())?.symbols.usleep(Math.min(ms, 3_600_000) * 1000),
+  {
+    block: async (ms) => void libc(await ffiRuntime())?.symbols.usleep(Math.min(ms, 3_600_000) * 1000),
+    // Off glibc (musl) there is no malloc_trim: nothing to do.
+    releaseMemory: () => void libc(loadedRuntime())?.symbols.malloc_trim?.(0),
+  },
 );

@@ -15,7 +15,13 @@ export type ToWorker =
   | { t: "init"; backend: BackendName; config: unknown }
   | { t: "frame"; id: number; data: Uint8Array; keyFrame: boolean; qp?: number }
   | { t: "flush" }
-  | { t: "close" }
+  /**
+   * Frees the encoder; with `releaseMemory` the thread then hands the native heap's free pages back to
+   * the system (see `EncoderThreadOptions.releaseMemory`).
+   */
+  | { t: "close"; releaseMemory?: boolean }
+  /** Hands the native heap's free pages back to the system; answers nothing (sent to an idle thread). */
+  | { t: "release-memory" }
   /** Blocks the thread in a native call for `ms` (tests of stall detection). */
   | { t: "block"; ms: number }
   /** Ends the idle thread. */

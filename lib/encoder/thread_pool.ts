@@ -31,6 +31,15 @@ export interface EncoderThreadOptions {
    * `STALLED` error and its thread is replaced. Default 60 000 ms; 0 turns the watch off.
    */
   stallTimeoutMs?: number;
+  /**
+   * Hands the free pages of the native heap back to the system after encoders are freed (glibc's
+   * `malloc_trim`; nothing elsewhere): at most once a second while encoders come and go, and once more
+   * when every thread has been idle for a moment. Each encoder thread, and each of the library's own
+   * threads, gets a malloc arena of its own, and freed encoder memory otherwise stays resident in those
+   * arenas: an encode service's RSS grew to several times what its encoders use (bench/results.md,
+   * "Encoder cycles" and "HTTP service memory"). Default true.
+   */
+  releaseMemory?: boolean;
 }
 
 /** What the encoder threads are doing, from {@linkcode encoderThreadStats}. */
@@ -57,6 +66,11 @@ const entry = new URL("./encoder_thread.ts", import.meta.url);
 
 /** Messages that answer one message each: a native call that finished. */
 const answers = new Set<FromWorker["t"]>(["ready", "accepted", "flushed", "closed", "unblocked"]);
+
+/** Free native memory is released at most this often while encoders come and go. */
+const MEMORY_RELEASE_INTERVAL_MS = 1000;
+/** …and once every thread has been idle this long. */
+const IDLE_MEMORY_RELEASE_MS = 200;
 
 /** The lock SVT-AV1's set-up and tear-down share across this pool's threads (see native_lock.ts). */
 const nativeLock = new SharedArrayBuffer(4);
@@ -150,6 +164,14 @@ export class ThreadLease {
     this.onlost(error);
   }
 
+  /**
+   * Whether the `close` about to be sent should release the native heap's free pages afterwards (see
+   * `EncoderThreadOptions.releaseMemory`); asking counts as releasing.
+   */
+  claimMemoryRelease(): boolean {
+    return this.#pool.claimMemoryRelease();
+  }
+
   /** Gives the thread back to the pool. Call after the thread answered `close` (its encoder is freed). */
   release(): void {
     if (this.#done) return;
@@ -170,10 +192,23 @@ export class EncoderThreadPool {
   #ended = 0;
   #lost = 0;
   #leases = 0;
+  /** When free native memory was last released, and whether encoders were freed since. */
+  #releasedAt = -Infinity;
+  #unreleased = false;
+  #idleRelease: ReturnType<typeof setTimeout> | undefined;
 
   /** Changes how threads are sized and watched; applies from the next encoder on. */
   configure(options: EncoderThreadOptions): void {
     for (const [key, value] of Object.entries(options)) {
+      if (key === "releaseMemory") {
+        if (value !== undefined && typeof value !== "boolean") {
+          throw new EncoderError(
+            "INVALID_CONFIG",
+            `Encoder thread option releaseMemory must be true or false, got ${String(value)}`,
+          );
+        }
+        continue;
+      }
       if (value !== undefined && (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value))) {
         throw new EncoderError(
           "INVALID_CONFIG",
@@ -197,6 +232,7 @@ export class EncoderThreadPool {
         maxThreads,
         idleTimeoutMs: g.idleTimeoutMs ?? 10_000,
         stallTimeoutMs: g.stallTimeoutMs ?? 60_000,
+        releaseMemory: g.releaseMemory ?? true,
       };
     }
     return this.#options;
@@ -263,6 +299,35 @@ export class EncoderThreadPool {
     return pooled;
   }
 
+  /** @internal See {@linkcode ThreadLease.claimMemoryRelease}. */
+  claimMemoryRelease(): boolean {
+    if (!this.#opts().releaseMemory) return false;
+    const now = Date.now();
+    // One release is for the whole process (every arena): more often than this only costs time, as each
+    // next encoder then faults its pages in again.
+    if (now - this.#releasedAt < MEMORY_RELEASE_INTERVAL_MS) {
+      this.#unreleased = true;
+      return false;
+    }
+    this.#releasedAt = now;
+    this.#unreleased = false;
+    return true;
+  }
+
+  /** Once every thread has been idle for a moment, releases what the last encoders left. */
+  #releaseWhenIdle(): void {
+    if (!this.#unreleased || this.#idleRelease !== undefined) return;
+    this.#idleRelease = setTimeout(() => {
+      this.#idleRelease = undefined;
+      const pooled = this.#idle[this.#idle.length - 1];
+      if (!this.#unreleased || !pooled || this.#idle.length !== this.#all.size) return;
+      this.#unreleased = false;
+      this.#releasedAt = Date.now();
+      pooled.thread.postMessage({ t: "release-memory" } satisfies ToWorker);
+    }, IDLE_MEMORY_RELEASE_MS);
+    loadedRuntime().unrefTimer(this.#idleRelease);
+  }
+
   /** @internal A lease gives its thread back. */
   release(pooled: PooledThread): void {
     pooled.lease = undefined;
@@ -274,6 +339,7 @@ export class EncoderThreadPool {
     }
     pooled.thread.unref();
     this.#idle.push(pooled);
+    if (this.#idle.length === this.#all.size) this.#releaseWhenIdle();
     const opts = this.#opts();
     if (this.#all.size > opts.threads) {
       pooled.idleTimer = setTimeout(() => {

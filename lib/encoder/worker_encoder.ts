@@ -355,7 +355,7 @@ export abstract class WorkerEncoder implements Encoder {
         // meanwhile, the wait ends too (see #rejectAll).
         await new Promise<void>((resolve, reject) => {
           this.#closeWaiter = { resolve, reject };
-          this.#post({ t: "close" });
+          this.#post({ t: "close", releaseMemory: lease.claimMemoryRelease() });
         });
         lease.release();
       }

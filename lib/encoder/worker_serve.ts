@@ -23,8 +23,16 @@ export type BackendFactories = Record<BackendName, () => WorkerBackend>;
 /** A native call that blocks the thread for a while, for tests of the pool's stall detection. */
 export type BlockingCall = (ms: number) => Promise<void>;
 
+/** What a thread can do besides hosting encoders. */
+export interface ThreadServices {
+  /** Blocks in a native call for `ms` (tests of the pool's stall detection). */
+  block?: BlockingCall;
+  /** Returns the native heap's free pages to the system (glibc's `malloc_trim`). */
+  releaseMemory?: () => void;
+}
+
 /** Serves encoders, one after another, on this thread's message port. */
-export function serveEncoders(factories: BackendFactories, block?: BlockingCall): void {
+export function serveEncoders(factories: BackendFactories, services: ThreadServices = {}): void {
   const scope = globalThis as unknown as WorkerScope;
   let backend: WorkerBackend | undefined;
   let batch: WorkerPacket[] = [];
@@ -112,10 +120,16 @@ export function serveEncoders(factories: BackendFactories, block?: BlockingCall)
           failed = false;
           scope.postMessage({ t: "closed" });
         }
+        // After the answer: the caller need not wait for it, and the next message waits its turn anyway.
+        if (msg.releaseMemory) services.releaseMemory?.();
+        return;
+      }
+      case "release-memory": {
+        services.releaseMemory?.();
         return;
       }
       case "block": {
-        await block?.(msg.ms);
+        await services.block?.(msg.ms);
         scope.postMessage({ t: "unblocked" });
         return;
       }
