@@ -60,7 +60,7 @@ test("rav1e low-latency encode is byte-identical to the rav1e CLI", needs("rav1e
   );
 });
 
-// Bitrate mode with a keyint below 160 (a reservoir under 240 frames) still differs from the CLI: see
+// Bitrate mode with a rate-control reservoir under 240 frames (keyint below 159) still differs from the CLI: see
 // the rav1e section of docs/native-api.md.
 test(
   "rav1e bitrate mode with min-keyint and tiles is byte-identical to the rav1e CLI",
