@@ -60,8 +60,24 @@ test("rav1e low-latency encode is byte-identical to the rav1e CLI", needs("rav1e
   );
 });
 
-// Bitrate mode with a keyint below 160 (a reservoir under 240 frames) still differs from the CLI: see
-// the rav1e section of docs/native-api.md.
+// Bitrate mode with a short rate-control reservoir (keyint under 160, or set): the quantizer cap must be the
+// CLI's 255, not the C API's default 100 (docs/native-api.md).
+for (
+  const [label, config, args] of [
+    ["keyint 30", { keyint: 30 }, ["--keyint", "30"]],
+    ["keyint 60", { keyint: 60 }, ["--keyint", "60"]],
+    ["a 45-frame reservoir", { params: { reservoir_frame_delay: 45 } }, ["--reservoir-frame-delay", "45"]],
+  ] as const
+) {
+  test(`rav1e bitrate mode with ${label} is byte-identical to the rav1e CLI`, needs("rav1e"), async () => {
+    const input = await y4mFile({ width: 160, height: 128, frames: 24 });
+    assertSame(
+      await ours(input, { speed: 10, bitrate: 200, tune: "psnr", ...config }),
+      await reference(input, ["--speed", "10", "--bitrate", "200", ...args]),
+    );
+  });
+}
+
 test(
   "rav1e bitrate mode with min-keyint and tiles is byte-identical to the rav1e CLI",
   needs("rav1e"),

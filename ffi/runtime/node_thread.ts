@@ -5,6 +5,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
+import { bulkLaneNeeded, BulkReceiver, BulkSender } from "./bulk_lane.ts";
 import type { NativeThread } from "./types.ts";
 
 /** Compiled to JavaScript (how Node runs this project), a module's sibling is a `.js` file too. */
@@ -24,10 +25,18 @@ class NodeThread implements NativeThread {
   onmessage: ((e: MessageEvent) => void) | null = null;
   onerror: ((e: ErrorEvent) => void) | null = null;
   #worker: Worker;
+  // Deno's worker_threads serialise byte payloads slowly: they go through shared rings (bulk_lane.ts).
+  #out = bulkLaneNeeded ? new BulkSender() : null;
+  #in = bulkLaneNeeded ? new BulkReceiver() : null;
 
   constructor(url: URL) {
-    this.#worker = new Worker(scopeUrl, { workerData: { entry: runnableUrl(url).href } });
-    this.#worker.on("message", (data: unknown) => this.onmessage?.({ data } as MessageEvent));
+    this.#worker = new Worker(scopeUrl, {
+      workerData: { entry: runnableUrl(url).href, bulkLane: bulkLaneNeeded },
+    });
+    this.#worker.on("message", (raw: unknown) => {
+      const data = this.#in ? this.#in.decode(raw) : raw;
+      this.onmessage?.({ data } as MessageEvent);
+    });
     this.#worker.on("error", (error: Error) => {
       const event = { message: error?.message ?? String(error), error, preventDefault() {} };
       if (this.onerror) this.onerror(event as unknown as ErrorEvent);
@@ -35,6 +44,7 @@ class NodeThread implements NativeThread {
   }
 
   postMessage(message: unknown, transfer: Transferable[] = []): void {
+    if (this.#out) ({ message, transfer } = this.#out.encode(message, transfer));
     this.#worker.postMessage(message, transfer as unknown as ArrayBuffer[]);
   }
 

@@ -6,14 +6,20 @@
  * @module
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { BulkReceiver, BulkSender } from "./bulk_lane.ts";
 
 const port = parentPort!;
+const lane = (workerData as { bulkLane?: boolean }).bulkLane === true;
+const bulkIn = lane ? new BulkReceiver() : null;
+const bulkOut = lane ? new BulkSender() : null;
 let handler: ((e: MessageEvent) => void) | null = null;
 const early: unknown[] = [];
 
 // Listen at once: Deno's worker_threads drops messages that reach a port with no listener yet (a thread
 // told to start its first encoder as it was created never heard of it).
-port.on("message", (data: unknown) => {
+port.on("message", (raw: unknown) => {
+  // Payloads come out of the shared ring as the message arrives, in order, which frees their space.
+  const data = bulkIn ? bulkIn.decode(raw) : raw;
   if (handler) handler({ data } as MessageEvent);
   else early.push(data);
 });
@@ -27,8 +33,10 @@ Object.defineProperty(globalThis, "onmessage", {
   },
 });
 Object.assign(globalThis, {
-  postMessage: (message: unknown, transfer: Transferable[] = []) =>
-    port.postMessage(message, transfer as unknown as ArrayBuffer[]),
+  postMessage: (message: unknown, transfer: Transferable[] = []) => {
+    if (bulkOut) ({ message, transfer } = bulkOut.encode(message, transfer));
+    port.postMessage(message, transfer as unknown as ArrayBuffer[]);
+  },
   close: () => port.close(),
 });
 

@@ -36,7 +36,7 @@ export type Rav1eMatrix = keyof typeof RaMatrixCoefficients | number;
 export interface Rav1eConfig extends CommonConfig, HostOptions {
   /** 0 (best quality) to 10 (fastest). Default 6, like the `rav1e` CLI. */
   speed?: number;
-  /** Base quantizer 0 to 255, smaller is better; in bitrate mode the largest allowed. Default 100. */
+  /** Base quantizer 0 to 255, smaller is better; in bitrate mode the largest allowed. Default 100 (255 in bitrate mode, as the rav1e CLI). */
   quantizer?: number;
   /** Smallest quantizer 0 to 255 in bitrate mode. Default 0. */
   minQuantizer?: number;
@@ -216,7 +216,11 @@ export function rav1eSettings(config: Rav1eConfig): { info: VideoInfo; settings:
   const effectiveSpeed = speed ?? 6;
   p.push(["speed", String(effectiveSpeed)]);
   p.push(["rdo_lookahead_frames", String(rdoLookahead ?? cliRdoLookahead(effectiveSpeed))]);
+  // In bitrate mode the quantizer is the highest the rate control may pick. The CLI leaves it at 255
+  // (unconstrained) when not given; the C API's default, 100, caps it, which changed the bytes whenever
+  // the rate control wanted more (a reservoir under 240 frames, i.e. keyint below 160).
   if (quantizer !== undefined) p.push(["quantizer", String(quantizer)]);
+  else if (bitrate !== undefined) p.push(["quantizer", "255"]);
   if (minQuantizer !== undefined) p.push(["min_quantizer", String(minQuantizer)]);
   if (bitrate !== undefined) p.push(["bitrate", String(bitrate * 1000)]);
   const maxInterval = keyint ?? 240;
