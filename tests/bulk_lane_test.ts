@@ -74,3 +74,29 @@ test("a transferred buffer is detached and left out of the transfer list; others
   assert.deepEqual(transfer, [port]);
   port.close();
 });
+
+test("a ring the receiver has drained is written from its start again, so it touches only what is in flight", () => {
+  const out = new BulkSender();
+  const inn = new BulkReceiver();
+  const at = (message: unknown) => {
+    const m = message as Record<string, unknown>;
+    const inner = (m.__av1StreamBulkRing ? m.message : m) as { data: { at: number } };
+    return inner.data.at;
+  };
+  for (let i = 0; i < 50; i++) {
+    const frame = bytes(6144 + i, i);
+    const { message } = out.encode({ data: frame }, []);
+    assert.equal(at(message), 0, `payload ${i} after a drained ring`);
+    assert.deepEqual((inn.decode(message) as { data: Uint8Array }).data, frame);
+  }
+  // Not drained: the next payload goes after the one still unread, and both come back intact.
+  const first = bytes(10_000, 1);
+  const second = bytes(20_000, 2);
+  const a = out.encode({ data: first }, []).message;
+  const b = out.encode({ data: second }, []).message;
+  assert.equal(at(a), 0);
+  assert.equal(at(b), 10_000);
+  assert.deepEqual((inn.decode(a) as { data: Uint8Array }).data, first);
+  assert.deepEqual((inn.decode(b) as { data: Uint8Array }).data, second);
+  assert.equal(at(out.encode({ data: first }, []).message), 0, "drained again");
+});

@@ -66,6 +66,18 @@ export class BulkSender {
       let r = this.#ring;
       const free = () => r!.capacity - (this.#written - Number(Atomics.load(r!.released, 0)));
       let at = r ? this.#written % r.capacity : 0;
+      // When the receiver has taken everything, start again at the ring's start (the skipped bytes are
+      // released on its behalf; it stores only ends it has read, none are outstanding). Only the pages that
+      // payloads in flight need are then touched, rather than the whole ring in turn: that made each
+      // thread's resident memory grow by two rings' size (8 MiB each) over a few hundred small encodes.
+      if (r && at !== 0) {
+        const written = BigInt(this.#written);
+        const restart = this.#written + r.capacity - at;
+        if (Atomics.compareExchange(r.released, 0, written, BigInt(restart)) === written) {
+          this.#written = restart;
+          at = 0;
+        }
+      }
       // A payload is contiguous: at the ring's end, skip to its start.
       const skip = r && at + length > r.capacity ? r.capacity - at : 0;
       if (!r || free() < skip + length) {
