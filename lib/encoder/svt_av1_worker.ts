@@ -83,6 +83,7 @@ export class SvtAv1Backend implements WorkerBackend {
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
     this.#opened = keptLibrary(`svt-av1:${cfg.location.path}`, () => openSvtAv1(this.#rt, cfg.location));
     this.#lib = this.#opened.lib;
+    const started = performance.now();
     this.#start();
     const s = this.#lib.symbols;
     const layout = cfg.location.layout;
@@ -93,9 +94,10 @@ export class SvtAv1Backend implements WorkerBackend {
     const len = this.#rt.readU32(hdr, bh.nFilledLen);
     const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
     s.svt_av1_enc_stream_header_release(hdr);
+    const nativeMs = performance.now() - started;
 
     this.#prepareInput();
-    return { sequenceHeader, version: cfg.location.version.text };
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs };
   }
 
   /**

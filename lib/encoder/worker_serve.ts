@@ -80,9 +80,13 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
         return;
       }
       case "init": {
+        const started = performance.now();
         backend = factories[msg.backend]();
-        const { sequenceHeader, version } = await backend.init(msg.config);
-        scope.postMessage({ t: "ready", sequenceHeader, version }, [sequenceHeader.buffer as ArrayBuffer]);
+        const { sequenceHeader, version, nativeMs } = await backend.init(msg.config);
+        const threadMs = performance.now() - started;
+        scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs }, [
+          sequenceHeader.buffer as ArrayBuffer,
+        ]);
         return;
       }
       case "frame": {
