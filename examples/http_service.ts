@@ -7,8 +7,12 @@
  *   rate-control max-bitrate keyint low-delay threads param speed quantizer min-quantizer min-keyint tiles
  *   rdo-lookahead low-latency tune`); a bad one is a 400 with `{ error, code }`.
  * - At most `maxConcurrent` encodes at once (503 with `Retry-After` beyond), bodies up to `maxBodyBytes`
- *   (413), each encode at most `timeoutMs` (408 before the response starts; the response is cut after).
- *   A client that disconnects stops its encode: the encoder is closed and the input cancelled.
+ *   (413), each encode at most `timeoutMs`, and at most `bodyIdleTimeoutMs` without body bytes while the
+ *   encode waits for them (408 before the response starts; the response is cut after). A client that
+ *   disconnects stops its encode: the encoder is closed and the input cancelled.
+ * - The header and the first frame are read before answering: a malformed or truncated one is a 400
+ *   (`INVALID_INPUT`). After that, a body that ends mid-frame (or a damaged `FRAME` marker) ends the
+ *   input: the frames before it are encoded and the container finished, and the response ends normally.
  * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
  *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
  * - `GET /stats` is `{ active, liveEncoders, rss, threads }` as JSON (`threads`: the encoder threads'
@@ -43,6 +47,7 @@ import {
   type Encoder,
   EncoderError,
   fmp4StreamFormat,
+  type Frame,
   openContainerWriter,
   parseContainerFormat,
   type StreamFormat,
@@ -64,6 +69,12 @@ export interface ServiceOptions {
   maxBodyBytes?: number;
   /** Longest encode in milliseconds. Default 10 minutes. */
   timeoutMs?: number;
+  /**
+   * Longest wait for the next bytes of a request body while the encode needs them, in milliseconds: an
+   * upload that stalls gets 408 before the response starts, and its response is cut after. Default 30 s.
+   * (A body that trickles without ever pausing that long is bounded by `timeoutMs`.)
+   */
+  bodyIdleTimeoutMs?: number;
   /** Seconds in the `Retry-After` of a 503. Default 1. */
   retryAfterSeconds?: number;
 }
@@ -164,19 +175,48 @@ export function parseEncodeQuery(
   return { selection, format, flags: flags as EncoderFlags };
 }
 
-/** Counts request body bytes and errors the stream past `max`. */
-function limitBytes(max: number): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * The request body as the encode reads it: it errors past `max` bytes (413), and `onIdle` is called when
+ * a read waits longer than `idleMs` for the client (only while the encode asks for bytes: a client held
+ * back by the service's own backpressure is not idle).
+ */
+function requestBody(
+  body: ReadableStream<Uint8Array>,
+  max: number,
+  idleMs: number,
+  onIdle: (e: HttpError) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let seen = 0;
-  return new TransformStream({
-    transform(chunk, controller) {
-      seen += chunk.byteLength;
-      if (seen > max) {
-        controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
-        return;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const timer = setTimeout(
+        () =>
+          onIdle(
+            new HttpError(
+              408,
+              "TIMEOUT",
+              `No request body bytes came for ${idleMs} ms: send the body without pauses`,
+            ),
+          ),
+        idleMs,
+      );
+      try {
+        const next = await reader.read();
+        if (next.done) return controller.close();
+        seen += next.value.byteLength;
+        if (seen > max) {
+          controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
+          void reader.cancel().catch(() => {});
+          return;
+        }
+        controller.enqueue(next.value);
+      } finally {
+        clearTimeout(timer);
       }
-      controller.enqueue(chunk);
     },
-  });
+    cancel: (reason) => reader.cancel(reason).catch(() => {}),
+  }, { highWaterMark: 0 });
 }
 
 /** One running encode: everything it holds, released once by `stop()`. */
@@ -557,6 +597,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   const maxConcurrent = options.maxConcurrent ?? 4;
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 30;
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 30_000;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   const hostname = options.hostname ?? "127.0.0.1";
   const sessions = new Set<Session>();
@@ -603,11 +644,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
     }
     try {
-      const body = req.body.pipeThrough(limitBytes(maxBodyBytes));
+      const body = requestBody(req.body, maxBodyBytes, bodyIdleTimeoutMs, (e) => void session.stop(e));
       const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
       session.onStop(() => reader.cancel(session.abort.signal.reason));
+      // The first frame is read before answering, so that a body whose first FRAME marker is damaged or
+      // whose first frame is cut short still gets its 400, like a bad header.
+      const frames = reader.frames();
+      const first = await session.until(frames.next(), () => {});
       const enc = await openEncoder(session, selection, reader.info);
-      return new Response(encodeBody(session, reader, enc, format), {
+      return new Response(encodeBody(session, first, frames, enc, format), {
         headers: {
           "content-type": CONTENT_TYPES[format],
           "cache-control": "no-store",
@@ -621,8 +666,18 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     }
   }
 
-  /** The response body: the container's bytes as packets come out; an error or a stop cuts it. */
-  function encodeBody(session: Session, reader: Y4mReader, enc: Encoder, format: ContainerFormat) {
+  /**
+   * The response body: the container's bytes as packets come out; an error or a stop cuts it. Once it has
+   * started, a body that ends mid-frame or has a damaged FRAME marker ends the input there: the frames
+   * before are encoded and the container finished (what the CLI keeps from such an input).
+   */
+  function encodeBody(
+    session: Session,
+    first: IteratorResult<Frame>,
+    frames: AsyncIterator<Frame>,
+    enc: Encoder,
+    format: ContainerFormat,
+  ) {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
       { highWaterMark: 1 },
@@ -633,9 +688,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       live: true,
     });
     const pump = (async () => {
-      for await (const frame of reader.frames()) {
+      for (let next = first; !next.done;) {
         if (session.aborted) return;
-        await enc.encode(frame);
+        await enc.encode(next.value);
+        try {
+          next = await frames.next();
+        } catch (e) {
+          if (!(e instanceof EncoderError && e.code === "INVALID_INPUT") || session.aborted) throw e;
+          break;
+        }
       }
       if (!session.aborted) await enc.flush();
     })();
