@@ -3,7 +3,12 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
-import { configureEncoderThreads, encoderThreads, encoderThreadStats } from "../lib/encoder/thread_pool.ts";
+import {
+  configureEncoderThreads,
+  encoderThreads,
+  encoderThreadStats,
+  prestartEncoderThreads,
+} from "../lib/encoder/thread_pool.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { encodeAll, rejectsWith, scriptCommand } from "./_helpers/encode.ts";
@@ -41,6 +46,32 @@ test("encoders take turns on pooled threads: no thread is started per encoder an
     );
     assert.equal(after.busy, 0);
     assert.equal(after.waiting, 0);
+  } finally {
+    configureEncoderThreads(defaults);
+  }
+});
+
+test("a thread started ahead of the first encoder hosts it while it is still loading, and setupTimes say where create() went", async () => {
+  configureEncoderThreads({ ...defaults, threads: 1 });
+  try {
+    encoderThreads.endIdle();
+    const before = encoderThreadStats();
+    await prestartEncoderThreads(1);
+    const ahead = encoderThreadStats();
+    assert.equal(ahead.started - before.started, 1, "prestart started one thread");
+    assert.equal(ahead.idle, 1);
+    const src = testSource({ width: 64, height: 64, frames: 2 });
+    const enc = await SvtAv1Encoder.create({ ...src.info, preset: 12 });
+    try {
+      assert.equal(encoderThreadStats().started, ahead.started, "create() took the prestarted thread");
+      const t = enc.setupTimes;
+      assert.ok(t.libraryMs > 0 && t.libraryMs <= t.threadMs && t.threadMs <= t.totalMs, JSON.stringify(t));
+      assert.equal((await encodeAll(enc, src.frames())).length, 2);
+    } finally {
+      await enc.close();
+    }
+    await prestartEncoderThreads(1);
+    assert.equal(encoderThreadStats().started, ahead.started, "no second thread when one is alive");
   } finally {
     configureEncoderThreads(defaults);
   }

@@ -40,7 +40,15 @@ export interface WorkerPacket {
 
 /** Worker → caller. */
 export type FromWorker =
-  | { t: "ready"; sequenceHeader: Uint8Array; version: string }
+  | {
+    t: "ready";
+    sequenceHeader: Uint8Array;
+    version: string;
+    /** Milliseconds in the library's own set-up calls (SVT-AV1 init_handle to init; rav1e config to context). */
+    nativeMs: number;
+    /** Milliseconds on the thread from the `init` message to this reply (library loading included). */
+    threadMs: number;
+  }
   | { t: "accepted"; id: number }
   | { t: "packets"; packets: WorkerPacket[] }
   | { t: "flushed" }
@@ -51,7 +59,7 @@ export type FromWorker =
 /** What a backend does inside its worker. Calls may block: they run on the worker's own thread. */
 export interface WorkerBackend {
   /** Opens the library and creates the encoder; returns the sequence header and library version. */
-  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string }>;
+  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string; nativeMs: number }>;
   /**
    * Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. `qp` is
    * the frame's quantizer where the backend takes one per frame.

@@ -80,6 +80,7 @@ export class Rav1eBackend implements WorkerBackend {
       () => openRav1e(this.#rt, cfg.location),
     );
     const s = lib.symbols;
+    const started = performance.now();
     const config = s.rav1e_config_default();
     if (config === 0n) {
       throw new EncoderError("NATIVE_ERROR", "rav1e_config_default returned NULL", { library: "rav1e" });
@@ -143,7 +144,8 @@ export class Rav1eBackend implements WorkerBackend {
       // The context keeps its own copy of the configuration.
       s.rav1e_config_unref(config);
     }
-    return { sequenceHeader: this.#sequenceHeaderObu(), version: cfg.location.version.text };
+    const sequenceHeader = this.#sequenceHeaderObu();
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs: performance.now() - started };
   }
 
   /** The sequence header OBU: rav1e gives an av1C box body, whose 4 leading bytes precede the OBU. */

@@ -28,6 +28,8 @@ export interface SvtAv1WorkerConfig {
   logLevel?: { level: number; override: boolean };
   /** Leave SVT-AV1's real-time threads alone (fastest on a contended machine, but stalls the event loop). */
   keepRealtime?: boolean;
+  /** Leaves the library's threads at normal priority instead of SCHED_BATCH (threadPriority "normal"). */
+  normalPriority?: boolean;
   /**
    * Where this SVT-AV1 cannot force a key frame with these settings (1.4-1.7 with low delay or a
    * bitrate), a key frame is made by ending the session and starting a new one with the same settings:
@@ -83,6 +85,7 @@ export class SvtAv1Backend implements WorkerBackend {
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
     this.#opened = keptLibrary(`svt-av1:${cfg.location.path}`, () => openSvtAv1(this.#rt, cfg.location));
     this.#lib = this.#opened.lib;
+    const started = performance.now();
     this.#start();
     const s = this.#lib.symbols;
     const layout = cfg.location.layout;
@@ -93,9 +96,10 @@ export class SvtAv1Backend implements WorkerBackend {
     const len = this.#rt.readU32(hdr, bh.nFilledLen);
     const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
     s.svt_av1_enc_stream_header_release(hdr);
+    const nativeMs = performance.now() - started;
 
     this.#prepareInput();
-    return { sequenceHeader, version: cfg.location.version.text };
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs };
   }
 
   /**
@@ -168,7 +172,7 @@ export class SvtAv1Backend implements WorkerBackend {
     this.#receivedPackets = 0;
     this.#eosSent = false;
     this.#eosSeen = false;
-    if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before);
+    if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before, { batch: !cfg.normalPriority });
   }
 
   /** Builds the reusable input header and picture descriptor. */

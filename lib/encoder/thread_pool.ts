@@ -282,6 +282,20 @@ export class EncoderThreadPool {
     for (const lease of leases) lease.release();
   }
 
+  /**
+   * Starts threads until `count` are alive, without waiting for them to load: the next encoders take them
+   * as they are, and their `init` waits in the thread's queue until it has loaded.
+   */
+  prestart(count?: number): void {
+    const opts = this.#opts();
+    const target = Math.min(count ?? opts.threads, opts.maxThreads);
+    while (this.#all.size < target) {
+      const pooled = this.#start();
+      pooled.thread.unref();
+      this.#idle.push(pooled);
+    }
+  }
+
   #lease(pooled: PooledThread): ThreadLease {
     if (pooled.idleTimer !== undefined) clearTimeout(pooled.idleTimer);
     pooled.idleTimer = undefined;
@@ -423,4 +437,13 @@ export function encoderThreadStats(): EncoderThreadStats {
 export async function warmEncoderThreads(): Promise<void> {
   await ffiRuntime();
   await encoderThreads.warm();
+}
+
+/**
+ * Starts `count` encoder threads (one per core unless configured) and returns without waiting for them
+ * to load, so that they load while the caller does other start-up work; the first encoders take them.
+ */
+export async function prestartEncoderThreads(count?: number): Promise<void> {
+  await ffiRuntime();
+  encoderThreads.prestart(count);
 }

@@ -5,7 +5,15 @@
  */
 import { findSequenceHeader } from "../av1/obu.ts";
 import { EncoderError } from "../errors.ts";
-import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
+import type {
+  EncodeOptions,
+  Encoder,
+  EncoderSetupTimes,
+  Frame,
+  Packet,
+  Rational,
+  VideoInfo,
+} from "../types.ts";
 import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
 import { encoderThreads, type ThreadLease } from "./thread_pool.ts";
 
@@ -55,6 +63,7 @@ export abstract class WorkerEncoder implements Encoder {
   #error: EncoderError | undefined;
   #sequenceHeader: Uint8Array = new Uint8Array(0);
   #version = "";
+  #setupTimes: EncoderSetupTimes = { totalMs: 0, threadMs: 0, libraryMs: 0 };
   #nextId = 0;
   #accepted = new Map<number, Pending>();
   /** Timestamp and duration of each frame not yet out, by input position. */
@@ -87,6 +96,7 @@ export abstract class WorkerEncoder implements Encoder {
    * rejects with its error (the thread then goes back to the pool).
    */
   protected async start(initConfig: unknown): Promise<void> {
+    const began = performance.now();
     const lease = this.#lease = await encoderThreads.acquire();
     lease.onmessage = (msg) => this.#onMessage(msg);
     lease.onlost = (error) =>
@@ -102,6 +112,7 @@ export abstract class WorkerEncoder implements Encoder {
     startQueue = started.catch(() => {});
     try {
       await started;
+      this.#setupTimes.totalMs = performance.now() - began;
     } catch (e) {
       // Frees what the backend made before it failed and gives the thread back.
       await this.close();
@@ -111,6 +122,24 @@ export abstract class WorkerEncoder implements Encoder {
 
   get fps(): Rational {
     return this.info.fps;
+  }
+
+  /**
+   * Where the time of `create()` went, in milliseconds: `totalMs` from the call to the encoder being ready
+   * (waiting for a pooled thread and for another encoder's start-up included), `threadMs` on the encoder
+   * thread (the library opened on first use, the settings applied), and `libraryMs` in the library's own
+   * set-up calls alone (SVT-AV1 `init_handle` to `init` and the stream header, rav1e's configuration to
+   * `rav1e_context_new` and the sequence header). `totalMs - libraryMs` is what this module adds.
+   *
+   * @example
+   * ```ts
+   * import { SvtAv1Encoder } from "av1-stream";
+   * await using enc = await SvtAv1Encoder.create({ width: 64, height: 64, preset: 12 });
+   * console.log(enc.setupTimes.totalMs - enc.setupTimes.libraryMs, "ms of ours");
+   * ```
+   */
+  get setupTimes(): Readonly<EncoderSetupTimes> {
+    return this.#setupTimes;
   }
 
   /** The library version string, e.g. "v1.4.1". */
@@ -282,6 +311,8 @@ export abstract class WorkerEncoder implements Encoder {
       case "ready":
         this.#sequenceHeader = msg.sequenceHeader;
         this.#version = msg.version;
+        this.#setupTimes.threadMs = msg.threadMs;
+        this.#setupTimes.libraryMs = msg.nativeMs;
         this.#readyWaiter?.resolve();
         this.#readyWaiter = undefined;
         return;

@@ -9,7 +9,12 @@ import { setNativeLock } from "./native_lock.ts";
 import type { BackendName, FromWorker, ToWorker, WorkerBackend, WorkerPacket } from "./protocol.ts";
 
 interface WorkerScope {
-  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+  /**
+   * `release`, where the thread gives one, frees the ring space of the message's frame bytes, which are
+   * then read in place (ffi/runtime/node_thread_scope.ts); the scope calls it itself once the promise the
+   * handler returns settles.
+   */
+  onmessage: ((e: { data: ToWorker; release?: () => void }) => unknown) | null;
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
   close(): void;
 }
@@ -63,10 +68,11 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
   let chain: Promise<void> = Promise.resolve();
   scope.onmessage = (e) => {
     const msg = e.data;
-    chain = chain.then(() => handle(msg)).catch(fail);
+    chain = chain.then(() => handle(msg, e.release)).catch(fail);
+    return chain;
   };
 
-  async function handle(msg: ToWorker): Promise<void> {
+  async function handle(msg: ToWorker, release?: () => void): Promise<void> {
     if (failed && msg.t !== "close") return;
     switch (msg.t) {
       case "setup": {
@@ -74,14 +80,21 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
         return;
       }
       case "init": {
+        const started = performance.now();
         backend = factories[msg.backend]();
-        const { sequenceHeader, version } = await backend.init(msg.config);
-        scope.postMessage({ t: "ready", sequenceHeader, version }, [sequenceHeader.buffer as ArrayBuffer]);
+        const { sequenceHeader, version, nativeMs } = await backend.init(msg.config);
+        const threadMs = performance.now() - started;
+        scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs }, [
+          sequenceHeader.buffer as ArrayBuffer,
+        ]);
         return;
       }
       case "frame": {
         const b = backend!;
         b.send(msg.data, msg.keyFrame, emit, msg.qp);
+        // The library has its own copy of the frame now: its bytes' space goes back to the caller before
+        // the caller hears of it, so that its next frame goes where this one was.
+        release?.();
         // Packets made while sending go out before the acceptance, so that the caller's output-side
         // backpressure already counts them when its encode() resolves.
         post();
