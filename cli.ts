@@ -11,6 +11,7 @@
  */
 import { realpathSync } from "node:fs";
 import process from "node:process";
+import { setTimeout as nodeSetTimeout } from "node:timers";
 import { fileURLToPath } from "node:url";
 import { prestartEncoderThreads } from "./lib/encoder/thread_pool.ts";
 
@@ -33,7 +34,14 @@ if (isEntry) {
     warming,
   ]);
   try {
-    process.exitCode = await main(argv);
+    const code = await main(argv);
+    process.exitCode = code;
+    if (code === 130 || code === 143) {
+      // After SIGINT or SIGTERM the output is finished and the encoder closed; a read of stdin still
+      // waiting on a producer that stopped writing would hold the process (Deno cannot cancel that read),
+      // so it ends shortly if nothing else does first. Unref'd: it never keeps the process alive itself.
+      nodeSetTimeout(() => process.exit(code), 500).unref();
+    }
   } catch (e) {
     const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
     process.stderr.write(`av1-stream: ${msg}\n`);

@@ -8,7 +8,7 @@
  * The encoder settings are the service's: the query is read by the service's own parser
  * (`parseEncodeQuery`), so a bad or unknown parameter is the same 400, and the SVT-AV1 parameters our
  * encoder would pass to `svt_av1_enc_parse_parameter` go to ffmpeg's `-svtav1-params` (after ffmpeg's
- * own, so they win). With that, ffmpeg's libsvtav1 wrapper (which otherwise picks 4 hierarchical levels
+ * own, so they win), with the service's default number of SVT-AV1 threads per encode. With that, ffmpeg's libsvtav1 wrapper (which otherwise picks 4 hierarchical levels
  * where SvtAv1EncApp and the library take 5) encodes the same packets as the service:
  * bench/http_load.ts checks it before it measures.
  *
@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { cpus } from "node:os";
 import process from "node:process";
 import { parseEncodeQuery } from "../examples/http_service.ts";
 import { locateSvtAv1 } from "../ffi/load.ts";
@@ -123,7 +124,10 @@ function spawnFfmpeg(args: string[]): Child {
 }
 
 /** ffmpeg's arguments for a query: the service's settings, as our SVT-AV1 encoder would apply them. */
-async function ffmpegArgs(query: URLSearchParams): Promise<{ args: string[]; type: string }> {
+async function ffmpegArgs(
+  query: URLSearchParams,
+  svtThreads: number,
+): Promise<{ args: string[]; type: string }> {
   const { selection, format } = parseEncodeQuery(query);
   if (selection.codec !== "svt-av1") {
     throw Object.assign(new Error("The ffmpeg peer encodes with libsvtav1 only"), { status: 400 });
@@ -131,8 +135,9 @@ async function ffmpegArgs(query: URLSearchParams): Promise<{ args: string[]; typ
   const location = await locateSvtAv1({});
   // Width, height, depth and frame rate come from the Y4M header (ffmpeg reads it itself); these are
   // placeholders for the parameter list, whose size entries are dropped below.
+  // The service's own default of SVT-AV1 threads per encode (ServiceOptions.svtThreads) applies too.
   const params = svtAv1Params(
-    { width: 64, height: 64, ...selection.config },
+    { width: 64, height: 64, threads: svtThreads, ...selection.config },
     location.layout.keyPictureNeedsFlag,
   )
     .filter(([k]) =>
@@ -171,6 +176,7 @@ export async function startFfmpegService(
   const maxConcurrent = options.maxConcurrent ?? 4;
   const hostname = options.hostname ?? "127.0.0.1";
   const children = new Set<Child>();
+  const svtThreads = Math.max(1, Math.floor(cpus().length / maxConcurrent));
 
   const encode = async (req: Request, url: URL): Promise<Response> => {
     if (req.method !== "POST" || !req.body) {
@@ -184,7 +190,7 @@ export async function startFfmpegService(
     }
     let plan: { args: string[]; type: string };
     try {
-      plan = await ffmpegArgs(url.searchParams);
+      plan = await ffmpegArgs(url.searchParams, svtThreads);
     } catch (e) {
       await req.body.cancel().catch(() => {});
       const err = e as { message?: string; code?: string; status?: number };

@@ -232,6 +232,8 @@ async function runBlock(t: Target, count: number): Promise<void> {
   t.seconds += (performance.now() - t0) / 1000;
   t.cpuTicks += cpuTicks(t) - cpu0;
   if (t.rssAt200 === undefined && t.done >= 200) t.rssAt200 = (await settled(t)).rss;
+  // Sampled as the target's last turn ends, before it idles through the others' turns.
+  if (t.done >= requests) t.end = await settled(t);
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
 }
 
@@ -266,7 +268,6 @@ try {
     // The order rotates, so that no target always follows the same one.
     for (let k = 0; k < targets.length; k++) await runBlock(targets[(i + k) % targets.length], count);
   }
-  for (const t of targets) t.end = await settled(t);
 } finally {
   await Promise.all(targets.map(async ({ child }) => {
     if (child.exitCode !== null || child.signalCode !== null) return;

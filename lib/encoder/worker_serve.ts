@@ -152,10 +152,17 @@ export function serveEncoders(
       }
       case "flush": {
         stopPolling();
+        // Hand packets over as they come so that a long drain streams instead of arriving at once: the
+        // first at once (with a short clip every packet comes out in the drain, and the first one is what
+        // a response waits for), then at most one message per poll interval or per 8 packets.
+        let postedAt = -Infinity;
         await backend!.finish((p) => {
           emit(p);
-          // Hand packets over as they come so that a long drain streams instead of arriving at once.
-          if (batch.length >= 8) post();
+          const now = performance.now();
+          if (batch.length >= 8 || now - postedAt >= POLL_MS) {
+            post();
+            postedAt = now;
+          }
         });
         post();
         scope.postMessage({ t: "flushed" });
