@@ -312,19 +312,22 @@ function requestBody(
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let seen = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = () => {
+    timer = undefined;
+    onIdle(
+      new HttpError(
+        408,
+        "TIMEOUT",
+        `No request body bytes came for ${idleMs} ms: send the body without pauses`,
+      ),
+    );
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const timer = setTimeout(
-        () =>
-          onIdle(
-            new HttpError(
-              408,
-              "TIMEOUT",
-              `No request body bytes came for ${idleMs} ms: send the body without pauses`,
-            ),
-          ),
-        idleMs,
-      );
+      timer = setTimeout(idle, idleMs);
+      // Nor does a read left waiting by a body that is never cancelled (a stopped session's).
+      unrefTimer(timer);
       try {
         const next = await reader.read();
         if (next.done) return controller.close();
@@ -339,7 +342,11 @@ function requestBody(
         clearTimeout(timer);
       }
     },
-    cancel: (reason) => reader.cancel(reason).catch(() => {}),
+    // A read that a cancel leaves waiting must not keep its timer (and the process) alive.
+    cancel: (reason) => {
+      clearTimeout(timer);
+      return reader.cancel(reason).catch(() => {});
+    },
   }, { highWaterMark: 0 });
 }
 
