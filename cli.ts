@@ -24,8 +24,9 @@ if (isEntry) {
   // The encoder thread starts loading while the rest of the command line loads here: they overlap, and a
   // one-frame encode ends 15-30 ms sooner (bench/results.md, "Start-up"). Not for commands that encode
   // nothing.
+  // In Deno the encoder runs on this thread (cli/run.ts, `cliHost`): there is no thread to start.
   const encodes = !["probe", "--version", "-V"].includes(argv[0])
-    && !argv.some((a) => a === "-h" || a === "--help");
+    && !argv.some((a) => a === "-h" || a === "--help") && !("Deno" in globalThis);
   const warming = encodes ? prestartEncoderThreads(1).catch(() => {}) : undefined;
   const [{ main }, { EncoderError }] = await Promise.all([
     import("./cli/run.ts"),

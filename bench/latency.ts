@@ -55,23 +55,39 @@ import { ChromiumWhipEndpoint, inboundVideo, type Stat } from "../tests/_helpers
 import { READ_FRAME_INDEX_SOURCE, stampBlock, stampFrameIndex } from "./frame_stamp.ts";
 import { writeResultsSection } from "./harness.ts";
 
-type Path = "ws" | "whip";
+/** `whip-pd0`: WHIP asking for playout delay 0 (the sink's `playoutDelay: { min: 0, max: 0 }`). */
+type Path = "ws" | "whip" | "whip-pd0";
 type Backend = "svt-av1" | "rav1e";
 /** A backend, and the library file to load when not the one found by default. */
 interface BackendSpec {
   backend: Backend;
   libraryPath?: string;
+  /** SVT-AV1's `threadPriority` (matters only as root); the library's default when unset. */
+  threadPriority?: "batch" | "normal" | "realtime";
 }
 
+/** `name[@priority][:library path]`, e.g. `svt-av1@normal:/usr/lib/x86_64-linux-gnu/libSvtAv1Enc.so.3`. */
 function backendSpecs(list: string): BackendSpec[] {
   return list.split(",").filter(Boolean).map((x) => {
-    const [name, ...rest] = x.split(":");
+    const [head, ...rest] = x.split(":");
+    const [name, priority] = head.split("@");
     if (name !== "svt-av1" && name !== "rav1e") {
       throw new Error(
-        `--backends: ${name} is not svt-av1 or rav1e (svt-av1:/path/to/libSvtAv1Enc.so.3 picks a library)`,
+        `--backends: ${name} is not svt-av1 or rav1e (svt-av1@normal:/path/to/libSvtAv1Enc.so.3 picks a thread priority and a library)`,
       );
     }
-    return { backend: name, libraryPath: rest.length ? rest.join(":") : undefined };
+    if (
+      priority !== undefined && (name !== "svt-av1" || !["batch", "normal", "realtime"].includes(priority))
+    ) {
+      throw new Error(
+        `--backends: @${priority}: only svt-av1 takes a thread priority, batch, normal or realtime`,
+      );
+    }
+    return {
+      backend: name,
+      libraryPath: rest.length ? rest.join(":") : undefined,
+      threadPriority: priority as BackendSpec["threadPriority"],
+    };
   });
 }
 
@@ -100,7 +116,7 @@ function parseArgs(argv: string[]) {
   return {
     frames: num("frames", 300),
     warmup: num("warmup", 30),
-    paths: list<Path>("paths", ["ws", "whip"]),
+    paths: list<Path>("paths", ["ws", "whip", "whip-pd0"]),
     backends: backendSpecs(flags.backends ?? "svt-av1,rav1e"),
     runtimes: flags.runtimes === undefined ? undefined : list("runtimes", ["deno", "bun"]),
     write: flags.write === "true",
@@ -111,6 +127,7 @@ function parseArgs(argv: string[]) {
     rav1eSpeed: num("rav1e-speed", 10),
     quantizer: num("quantizer", 100),
     rdoLookahead: num("rdo-lookahead", 1),
+    rav1eTiles: flags["rav1e-tiles"] === undefined ? undefined : num("rav1e-tiles", 0),
     keyint: num("keyint", 60),
     jitterTarget: flags["jitter-target"] === undefined ? undefined : num("jitter-target", 0),
     optimizeForLatency: flags["no-optimize-for-latency"] !== "true",
@@ -460,7 +477,10 @@ function timedEncoder(inner: Encoder, sent: Map<number, Sent>): Encoder {
   };
 }
 
-async function createEncoder({ backend, libraryPath }: BackendSpec, o: Options): Promise<Encoder> {
+async function createEncoder(
+  { backend, libraryPath, threadPriority }: BackendSpec,
+  o: Options,
+): Promise<Encoder> {
   const info = {
     width: WIDTH,
     height: HEIGHT,
@@ -477,6 +497,7 @@ async function createEncoder({ backend, libraryPath }: BackendSpec, o: Options):
       keyint: o.keyint,
       logLevel: "error",
       libraryPath,
+      threadPriority,
     })
     : await Rav1eEncoder.create({
       ...info,
@@ -485,6 +506,7 @@ async function createEncoder({ backend, libraryPath }: BackendSpec, o: Options):
       rdoLookahead: o.rdoLookahead,
       quantizer: o.quantizer,
       keyint: o.keyint,
+      tiles: o.rav1eTiles,
       libraryPath,
     });
 }
@@ -670,10 +692,10 @@ async function runOne(
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
   let ep: ChromiumWhipEndpoint | undefined;
   const inner = await createEncoder(spec, o);
-  const library = `${backend === "svt-av1" ? "SVT-AV1" : "rav1e"} ${
-    (inner as { version?: string }).version ?? ""
-  }`
-    .trim();
+  const version = (inner as { version?: string }).version ?? "";
+  const library = `${backend === "svt-av1" ? "SVT-AV1" : "rav1e"} ${version.replace(/ \(.*\)$/, "")}${
+    spec.threadPriority ? `, threads ${spec.threadPriority}` : ""
+  }${backend === "rav1e" && o.rav1eTiles !== undefined ? `, ${o.rav1eTiles} tiles` : ""}`;
   const encoder = timedEncoder(inner, sent);
   const encode = createEncodeStream({ encoder });
   const rows = 2 * stampBlock(WIDTH);
@@ -726,6 +748,7 @@ async function runOne(
         connectTimeout: 15_000,
         iceHostAddresses: [HOST],
         iceRemoteFilter: (ip) => ip === HOST,
+        playoutDelay: path === "whip-pd0" ? { min: 0, max: 0 } : undefined,
       });
       await connected(sink);
       // RTP before chromium's DTLS is up would be lost, and the stream would start at the next key frame.
@@ -754,6 +777,10 @@ async function runOne(
     bench.sent = undefined;
     const clockAfter = await bench.checkClock();
     const data = await pageData(page);
+    const answer = ep?.sessions[0]?.answer ?? "";
+    if (path === "whip-pd0" && !answer.includes("rtp-hdrext/playout-delay")) {
+      data.errors.push("the answer did not accept the playout-delay extension");
+    }
     if (data.errors.length) {
       console.error(`${path} ${backend}: page errors: ${data.errors.slice(0, 5).join("; ")}`);
     }
@@ -945,7 +972,11 @@ function table(rows: Summary[]): string {
       `| ${
         [
           r.runtime,
-          r.path === "ws" ? "WebSocket → VideoDecoder" : "WHIP → WebRTC",
+          r.path === "ws"
+            ? "WebSocket → VideoDecoder"
+            : r.path === "whip"
+            ? "WHIP → WebRTC"
+            : "WHIP → WebRTC, playout delay 0",
           r.library,
           `${r.measured}${r.missing ? ` (${r.missing} missing)` : ""}`,
           pair(r.g2g),

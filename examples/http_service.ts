@@ -7,8 +7,12 @@
  *   rate-control max-bitrate keyint low-delay threads param speed quantizer min-quantizer min-keyint tiles
  *   rdo-lookahead low-latency tune`); a bad one is a 400 with `{ error, code }`.
  * - At most `maxConcurrent` encodes at once (503 with `Retry-After` beyond), bodies up to `maxBodyBytes`
- *   (413), each encode at most `timeoutMs` (408 before the response starts; the response is cut after).
- *   A client that disconnects stops its encode: the encoder is closed and the input cancelled.
+ *   (413), each encode at most `timeoutMs`, and at most `bodyIdleTimeoutMs` without body bytes while the
+ *   encode waits for them (408 before the response starts; the response is cut after). A client that
+ *   disconnects stops its encode: the encoder is closed and the input cancelled.
+ * - The header and the first frame are read before answering: a malformed or truncated one is a 400
+ *   (`INVALID_INPUT`). After that, a body that ends mid-frame (or a damaged `FRAME` marker) ends the
+ *   input: the frames before it are encoded and the container finished, and the response ends normally.
  * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
  *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
  * - `GET /stats` is `{ active, liveEncoders, warmEncoders, rss, threads }` as JSON (`warmEncoders`: spare
@@ -44,6 +48,7 @@ import {
   type Encoder,
   EncoderError,
   fmp4StreamFormat,
+  type Frame,
   openContainerWriter,
   parseContainerFormat,
   type StreamFormat,
@@ -65,6 +70,12 @@ export interface ServiceOptions {
   maxBodyBytes?: number;
   /** Longest encode in milliseconds. Default 10 minutes. */
   timeoutMs?: number;
+  /**
+   * Longest wait for the next bytes of a request body while the encode needs them, in milliseconds: an
+   * upload that stalls gets 408 before the response starts, and its response is cut after. Default 30 s.
+   * (A body that trickles without ever pausing that long is bounded by `timeoutMs`.)
+   */
+  bodyIdleTimeoutMs?: number;
   /** Seconds in the `Retry-After` of a 503. Default 1. */
   retryAfterSeconds?: number;
   /**
@@ -288,19 +299,73 @@ class SpareEncoders {
   }
 }
 
-/** Counts request body bytes and errors the stream past `max`. */
-function limitBytes(max: number): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * The request body as the encode reads it: it errors past `max` bytes (413), and `onIdle` is called when
+ * a read waits longer than `idleMs` for the client (only while the encode asks for bytes: a client held
+ * back by the service's own backpressure is not idle).
+ */
+function requestBody(
+  body: ReadableStream<Uint8Array>,
+  max: number,
+  idleMs: number,
+  onIdle: (e: HttpError) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let seen = 0;
-  return new TransformStream({
-    transform(chunk, controller) {
-      seen += chunk.byteLength;
-      if (seen > max) {
-        controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
-        return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = () => {
+    timer = undefined;
+    onIdle(
+      new HttpError(
+        408,
+        "TIMEOUT",
+        `No request body bytes came for ${idleMs} ms: send the body without pauses`,
+      ),
+    );
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      timer = setTimeout(idle, idleMs);
+      // Nor does a read left waiting by a body that is never cancelled (a stopped session's).
+      unrefTimer(timer);
+      try {
+        const next = await reader.read();
+        if (next.done) return controller.close();
+        seen += next.value.byteLength;
+        if (seen > max) {
+          controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
+          void reader.cancel().catch(() => {});
+          return;
+        }
+        controller.enqueue(next.value);
+      } finally {
+        clearTimeout(timer);
       }
-      controller.enqueue(chunk);
     },
-  });
+    // A read that a cancel leaves waiting must not keep its timer (and the process) alive.
+    cancel: (reason) => {
+      clearTimeout(timer);
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The frames of a request body once its first frame was read: a body that then ends mid-frame or has a
+ * damaged FRAME marker (an `INVALID_INPUT` from the reader) ends them there, so that the frames before it
+ * are encoded and the container finished, as the CLI keeps them. Other errors (the client went away, the
+ * body grew past its limit) go on to stop the encode.
+ */
+async function* bodyFrames(first: IteratorResult<Frame>, rest: AsyncIterator<Frame>): AsyncGenerator<Frame> {
+  for (let next = first; !next.done;) {
+    yield next.value;
+    try {
+      next = await rest.next();
+    } catch (e) {
+      if (e instanceof EncoderError && e.code === "INVALID_INPUT") return;
+      throw e;
+    }
+  }
 }
 
 /** One running encode: everything it holds, released once by `stop()`. */
@@ -681,6 +746,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   const maxConcurrent = options.maxConcurrent ?? 4;
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 30;
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 30_000;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   const hostname = options.hostname ?? "127.0.0.1";
   const svtThreads = options.svtThreads ?? Math.max(1, Math.floor(cpus().length / maxConcurrent));
@@ -746,11 +812,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
     }
     try {
-      const body = req.body.pipeThrough(limitBytes(maxBodyBytes));
+      const body = requestBody(req.body, maxBodyBytes, bodyIdleTimeoutMs, (e) => void session.stop(e));
       const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
       session.onStop(() => reader.cancel(session.abort.signal.reason));
+      // The first frame is read before answering, so that a body whose first FRAME marker is damaged or
+      // whose first frame is cut short still gets its 400, like a bad header.
+      const rest = reader.frames();
+      const first = await session.until(rest.next(), () => {});
       const enc = await openEncoder(session, selection, reader.info, true);
-      return new Response(encodeBody(session, reader, enc, format), {
+      return new Response(encodeBody(session, bodyFrames(first, rest), enc, format), {
         headers: {
           "content-type": CONTENT_TYPES[format],
           "cache-control": "no-store",
@@ -765,7 +835,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   }
 
   /** The response body: the container's bytes as packets come out; an error or a stop cuts it. */
-  function encodeBody(session: Session, reader: Y4mReader, enc: Encoder, format: ContainerFormat) {
+  function encodeBody(session: Session, frames: AsyncIterable<Frame>, enc: Encoder, format: ContainerFormat) {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
       { highWaterMark: 1 },
@@ -775,7 +845,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       sequenceHeader: enc.sequenceHeader(),
       live: true,
     });
-    const pump = feed(session, reader.frames(), enc);
+    const pump = feed(session, frames, enc);
     pump.catch((e) => session.stop(e));
     void (async () => {
       try {

@@ -56,7 +56,11 @@ export type FromWorker =
   | { t: "unblocked" }
   | { t: "error"; code: EncoderErrorCode; message: string };
 
-/** What a backend does inside its worker. Calls may block: they run on the worker's own thread. */
+/**
+ * What a backend does inside its worker. Calls may block: they run on the worker's own thread (or, with
+ * `host: "caller"`, are Deno's nonblocking calls); each may return a promise, which the thread awaits
+ * before it handles the next message.
+ */
 export interface WorkerBackend {
   /** Opens the library and creates the encoder; returns the sequence header and library version. */
   init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string; nativeMs: number }>;
@@ -64,11 +68,16 @@ export interface WorkerBackend {
    * Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. `qp` is
    * the frame's quantizer where the backend takes one per frame.
    */
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number): void;
+  send(
+    data: Uint8Array,
+    keyFrame: boolean,
+    emit: (p: WorkerPacket) => void,
+    qp?: number,
+  ): void | Promise<void>;
   /** Collects packets that are ready without blocking. */
-  poll(emit: (p: WorkerPacket) => void): void;
+  poll(emit: (p: WorkerPacket) => void): void | Promise<void>;
   /** Signals end of stream and blocks until every packet is out. */
-  finish(emit: (p: WorkerPacket) => void): void;
+  finish(emit: (p: WorkerPacket) => void): void | Promise<void>;
   /** Frees the native encoder. */
-  close(): void;
+  close(): void | Promise<void>;
 }

@@ -80,9 +80,12 @@ class PooledThread {
   lease: ThreadLease | undefined;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   gone = false;
+  /** The caller's own thread (`host: "caller"`): hosts one encoder and is never pooled. */
+  readonly caller: boolean;
 
-  constructor(pool: EncoderThreadPool) {
-    this.thread = startThread(entry);
+  constructor(pool: EncoderThreadPool, thread?: NativeThread) {
+    this.caller = thread !== undefined;
+    this.thread = thread ?? startThread(entry);
     this.thread.onmessage = (e: MessageEvent<FromWorker>) => this.lease?.deliver(e.data);
     this.thread.onerror = (e: ErrorEvent) => {
       e.preventDefault?.();
@@ -296,6 +299,19 @@ export class EncoderThreadPool {
     }
   }
 
+  /**
+   * A lease on the caller's own thread for one encoder (`host: "caller"`, Deno only): its native calls
+   * that block are Deno's nonblocking calls, watched for stalls like a pooled thread's.
+   */
+  async acquireCaller(): Promise<ThreadLease> {
+    const { CallerThread } = await import("./caller_thread.ts");
+    const pooled = new PooledThread(this, new CallerThread());
+    this.#leases++;
+    const lease = new ThreadLease(this, pooled, this.#opts().stallTimeoutMs);
+    pooled.lease = lease;
+    return lease;
+  }
+
   #lease(pooled: PooledThread): ThreadLease {
     if (pooled.idleTimer !== undefined) clearTimeout(pooled.idleTimer);
     pooled.idleTimer = undefined;
@@ -345,6 +361,7 @@ export class EncoderThreadPool {
   /** @internal A lease gives its thread back. */
   release(pooled: PooledThread): void {
     pooled.lease = undefined;
+    if (pooled.caller) pooled.gone = true;
     if (pooled.gone) return;
     const waiter = this.#waiting.shift();
     if (waiter) {
@@ -386,6 +403,15 @@ export class EncoderThreadPool {
    */
   lose(pooled: PooledThread, error: EncoderError): void {
     if (pooled.gone) return;
+    if (pooled.caller) {
+      // Nothing to replace: a call stuck on one of Deno's blocking-call threads stays there.
+      pooled.gone = true;
+      pooled.thread.onmessage = null;
+      const lease = pooled.lease;
+      pooled.lease = undefined;
+      lease?.lost(error);
+      return;
+    }
     this.#forget(pooled);
     this.#lost++;
     const lease = pooled.lease;
