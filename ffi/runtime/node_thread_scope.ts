@@ -57,12 +57,20 @@ Object.defineProperty(globalThis, "onmessage", {
     while (handler && early.length > 0) deliver(early.shift()!);
   },
 });
+// Deno's `parentPort` has no `close()` (a TypeError, so an idle pooled thread told to end lived on, and
+// every thread the pool ended kept its ~13 MB: bench/thread_churn.ts); there the thread's own web-worker
+// `close()`, which this scope replaces below, ends it.
+const workerClose = (globalThis as { close?: () => void }).close;
 Object.assign(globalThis, {
   postMessage: (message: unknown, transfer: Transferable[] = []) => {
     if (bulkOut) ({ message, transfer } = bulkOut.encode(message, transfer));
     port.postMessage(message, transfer as unknown as ArrayBuffer[]);
   },
-  close: () => port.close(),
+  close: () => {
+    const p = port as { close?: () => void };
+    if (typeof p.close === "function") p.close();
+    else workerClose?.call(globalThis);
+  },
 });
 
 await import((workerData as { entry: string }).entry);
