@@ -11,21 +11,37 @@
  */
 import { realpathSync } from "node:fs";
 import process from "node:process";
+import { setTimeout as nodeSetTimeout } from "node:timers";
 import { fileURLToPath } from "node:url";
-import { main } from "./cli/run.ts";
-import { EncoderError } from "./lib/errors.ts";
-
-export { type Options, parseCli, UsageError } from "./cli/args.ts";
-export { main } from "./cli/run.ts";
+import { prestartEncoderThreads } from "./lib/encoder/thread_pool.ts";
 
 // Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an
 // npm bin is a symlink (node_modules/.bin/av1-stream) to this file.
 const isEntry = import.meta.main
   ?? (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url));
 if (isEntry) {
+  const argv = process.argv.slice(2);
+  // The encoder thread starts loading while the rest of the command line loads here: they overlap, and a
+  // one-frame encode ends 15-30 ms sooner (bench/results.md, "Start-up"). Not for commands that encode
+  // nothing.
+  // In Deno the encoder runs on this thread (cli/run.ts, `cliHost`): there is no thread to start.
+  const encodes = !["probe", "--version", "-V"].includes(argv[0])
+    && !argv.some((a) => a === "-h" || a === "--help") && !("Deno" in globalThis);
+  const warming = encodes ? prestartEncoderThreads(1).catch(() => {}) : undefined;
+  const [{ main }, { EncoderError }] = await Promise.all([
+    import("./cli/run.ts"),
+    import("./lib/errors.ts"),
+    warming,
+  ]);
   try {
-    const code = await main(process.argv.slice(2));
+    const code = await main(argv);
     process.exitCode = code;
+    if (code === 130 || code === 143) {
+      // After SIGINT or SIGTERM the output is finished and the encoder closed; a read of stdin still
+      // waiting on a producer that stopped writing would hold the process (Deno cannot cancel that read),
+      // so it ends shortly if nothing else does first. Unref'd: it never keeps the process alive itself.
+      nodeSetTimeout(() => process.exit(code), 500).unref();
+    }
   } catch (e) {
     const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
     process.stderr.write(`av1-stream: ${msg}\n`);

@@ -72,6 +72,7 @@ export {
   type ChromaSampling,
   type EncodeOptions,
   type Encoder,
+  type EncoderSetupTimes,
   type Frame,
   frameByteLength,
   type Packet,

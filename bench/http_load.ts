@@ -1,41 +1,73 @@
 /**
- * Load test of the HTTP encode service (examples/http_service.ts), bounded and on loopback only: the
- * service runs in a child process of the same runtime; N clients POST a small Y4M to /encode at once
- * until `--requests` have completed. Prints throughput, first-byte latency (p50, p99) and the service's
- * RSS after 20 and after all requests, and writes the "## HTTP service" section of bench/results.md
- * (other sections are kept).
+ * Load test of the HTTP encode service (examples/http_service.ts), bounded and on loopback only.
  *
- * Usage: deno run -A bench/http_load.ts [--concurrency 4] [--requests 200] [--frames 20] [--size 160x120]
- *          [--release-memory on|off] [--no-write]
+ * Each target runs in a child process: `ours-deno` and `ours-bun` (the service in Deno or Bun),
+ * `ffmpeg-deno` and `ffmpeg-bun` (bench/ffmpeg_service.ts: the same routes, spawning ffmpeg with libsvtav1
+ * per request). One client (in the runtime that runs this script) keeps `--concurrency` requests in
+ * flight, POSTing the same Y4M body to each; the targets take turns, `--block` requests at a time, until
+ * each has served `--requests`, so that every target sees the same machine (2 cores shared with other
+ * work here). Before measuring, one IVF encode from each target is compared packet by packet with the
+ * first target's: the same settings must give the same packets.
+ *
+ * Per target: requests/s (over the time spent on that target), first-byte p50/p99 (from the request to
+ * the first chunk of the response body), CPU ms per request (the target's process and the children it
+ * waited for, from /proc), the service's RSS after 200 requests and after all (`GET /stats`, after the
+ * encodes closed), and the encoder threads at the end.
+ *
+ * Usage: deno run -A bench/http_load.ts [--targets ours-deno,ours-bun,ffmpeg-deno,ffmpeg-bun]
+ *          [--concurrency 4] [--requests 2000] [--block 100] [--frames 20] [--size 160x120]
+ *          [--query preset=13&format=webm] [--max-concurrent N] [--release-memory on|off] [--no-write]
  *        bun bench/http_load.ts ...
- * `--release-memory` runs the service through bench/service_child.ts with the encoder threads'
+ * With several targets the "## HTTP service" section of bench/results.md is rewritten (other sections are
+ * kept). With one target (default: ours in this runtime) the figures are printed only.
+ * `--release-memory` runs our service through bench/service_child.ts with the encoder threads'
  * `releaseMemory` on or off (without it: examples/http_service.ts as it is, with the library's default).
  * @module
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
+import { locateSvtAv1 } from "../ffi/load.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { VERSION } from "../lib/version.ts";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
+const isDeno = "Deno" in globalThis;
+const here = isDeno ? "deno" : "bun";
+const targetNames = option("targets", `ours-${here}`).split(",").map((s) => s.trim()).filter(Boolean);
 const concurrency = Math.min(64, Number(option("concurrency", "4")));
-const requests = Math.min(2000, Number(option("requests", "200")));
+const requests = Math.min(5000, Number(option("requests", targetNames.length > 1 ? "2000" : "200")));
+const block = Math.max(concurrency, Number(option("block", "100")));
 const frames = Number(option("frames", "20"));
 const [width, height] = option("size", "160x120").split("x").map(Number);
 const query = option("query", "preset=13&format=webm");
 // An encode holds its slot until its encoder has closed, just after the client has the last byte: leave
 // room for clients that ask again at once.
 const maxConcurrent = Number(option("max-concurrent", String(concurrency * 2)));
-const isDeno = "Deno" in globalThis;
-const runtime = isDeno
-  ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
-  : `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const releaseMemory = option("release-memory", "");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const KNOWN = ["ours-deno", "ours-bun", "ffmpeg-deno", "ffmpeg-bun"];
+for (const t of targetNames) {
+  if (!KNOWN.includes(t)) throw new Error(`Unknown target ${t}: use ${KNOWN.join(", ")}`);
+}
+
+/** deno and bun: this runtime's own executable, the other one from node_modules/.bin or PATH. */
+function executable(runtime: string): string {
+  if (runtime === here) return process.execPath;
+  const local = new URL(`../node_modules/.bin/${runtime}`, import.meta.url).pathname;
+  return existsSync(local) ? local : runtime;
+}
+
+function versionOf(runtime: string): string {
+  const out = execFileSync(executable(runtime), ["--version"], { encoding: "utf8" });
+  return runtime === "deno" ? out.split("\n")[0].split(" ").slice(0, 2).join(" ") : `bun ${out.trim()}`;
+}
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -45,16 +77,43 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const body = new Uint8Array(await new Response(testSourceY4m({ width, height, frames })).arrayBuffer());
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const releaseMemory = option("release-memory", "");
-const script = new URL(releaseMemory ? "./service_child.ts" : "../examples/http_service.ts", import.meta.url)
-  .pathname;
-const child = spawn(
-  process.execPath,
-  isDeno ? ["run", "-A", script] : [script],
-  {
+interface Stats {
+  active: number;
+  liveEncoders: number;
+  rss: number;
+  threads?: { threads: number; busy: number; started: number; lost: number };
+}
+
+interface Target {
+  name: string;
+  runtime: string;
+  version: string;
+  base: string;
+  child: ChildProcess;
+  firstByte: number[];
+  total: number[];
+  done: number;
+  busy: number;
+  failed: number;
+  seconds: number;
+  cpuTicks: number;
+  rssAt200?: number;
+  end?: Stats;
+  samePackets?: boolean;
+}
+
+async function startTarget(name: string): Promise<Target> {
+  const [kind, runtime] = name.split("-");
+  const port = await freePort();
+  const script = new URL(
+    kind === "ffmpeg"
+      ? "./ffmpeg_service.ts"
+      : releaseMemory
+      ? "./service_child.ts"
+      : "../examples/http_service.ts",
+    import.meta.url,
+  ).pathname;
+  const child = spawn(executable(runtime), runtime === "deno" ? ["run", "-A", script] : [script], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -63,172 +122,247 @@ const child = spawn(
       RELEASE_MEMORY: releaseMemory === "off" ? "0" : "1",
     },
     stdio: ["ignore", "ignore", "inherit"],
-  },
-);
-
-interface Stats {
-  active: number;
-  liveEncoders: number;
-  rss: number;
-  threads?: { threads: number; busy: number; started: number; lost: number };
-}
-async function stats(): Promise<Stats> {
-  return await (await fetch(`${base}/stats`)).json();
-}
-
-try {
+  });
+  const target: Target = {
+    name,
+    runtime,
+    version: versionOf(runtime),
+    base: `http://127.0.0.1:${port}`,
+    child,
+    firstByte: [],
+    total: [],
+    done: 0,
+    busy: 0,
+    failed: 0,
+    seconds: 0,
+    cpuTicks: 0,
+  };
   for (let i = 0;; i++) {
     try {
-      await stats();
-      break;
+      await stats(target);
+      return target;
     } catch {
-      if (i > 200) throw new Error("The service did not start");
+      if (i > 400 || child.exitCode !== null) throw new Error(`${name} did not start`);
       await sleep(50);
     }
   }
+}
 
-  const firstByte: number[] = [];
-  let done = 0;
+async function stats(t: Target): Promise<Stats> {
+  return await (await fetch(`${t.base}/stats`)).json();
+}
+
+/** CPU time of the target's process and of the children it has waited for, in clock ticks. */
+function cpuTicks(t: Target): number {
+  try {
+    const fields = readFileSync(`/proc/${t.child.pid}/stat`, "utf8").split(") ")[1].split(" ");
+    // utime, stime, cutime, cstime are fields 14-17 of the whole line, 12-15 after the command.
+    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  } catch {
+    return NaN;
+  }
+}
+
+/** The frames of an IVF file (12-byte frame headers after a 32-byte file header). */
+function ivfFrames(bytes: Uint8Array): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  for (let at = view.getUint16(6, true); at + 12 <= bytes.length;) {
+    const size = view.getUint32(at, true);
+    out.push(bytes.subarray(at + 12, at + 12 + size));
+    at += 12 + size;
+  }
+  return out;
+}
+
+const body = new Uint8Array(await new Response(testSourceY4m({ width, height, frames })).arrayBuffer());
+
+async function encodeIvf(t: Target): Promise<Uint8Array[]> {
+  const q = new URLSearchParams(query);
+  q.set("format", "ivf");
+  const r = await fetch(`${t.base}/encode?${q}`, { method: "POST", body });
+  if (r.status !== 200) throw new Error(`${t.name}: IVF encode answered ${r.status}: ${await r.text()}`);
+  return ivfFrames(new Uint8Array(await r.arrayBuffer()));
+}
+
+/** One request; false when it must be retried (a 503 or a failure). */
+async function one(t: Target): Promise<boolean> {
+  const start = performance.now();
+  const r = await fetch(`${t.base}/encode?${query}`, { method: "POST", body });
+  if (r.status === 503) {
+    t.busy++;
+    await r.body?.cancel();
+    await sleep(20);
+    return false;
+  }
+  if (r.status !== 200) {
+    t.failed++;
+    console.error(`${t.name}: request failed: ${r.status} ${await r.text()}`);
+    return false;
+  }
+  let first = true;
+  for await (const _chunk of r.body!) {
+    if (first) {
+      t.firstByte.push(performance.now() - start);
+      first = false;
+    }
+  }
+  t.total.push(performance.now() - start);
+  t.done++;
+  return true;
+}
+
+/** `count` more requests to one target, `concurrency` at a time. */
+async function runBlock(t: Target, count: number): Promise<void> {
   let started = 0;
-  let busy = 0;
-  let failed = 0;
-  let bytesOut = 0;
-  let rssAt20: number | undefined;
-  let rssAt200: number | undefined;
+  const goal = t.done + count;
+  const cpu0 = cpuTicks(t);
   const t0 = performance.now();
-
-  /** One request; false when it must be retried (a 503 or a failure). */
-  async function one(): Promise<boolean> {
-    const t = performance.now();
-    const r = await fetch(`${base}/encode?${query}`, { method: "POST", body });
-    if (r.status === 503) {
-      busy++;
-      await r.body?.cancel();
-      await sleep(20);
-      return false;
-    }
-    if (r.status !== 200) {
-      failed++;
-      console.error(`request failed: ${r.status}`);
-      await r.body?.cancel();
-      return false;
-    }
-    let first = true;
-    for await (const chunk of r.body!) {
-      if (first) {
-        firstByte.push(performance.now() - t);
-        first = false;
-      }
-      bytesOut += chunk.length;
-    }
-    done++;
-    return true;
-  }
-
-  async function client(): Promise<void> {
-    while (started < requests) {
+  const client = async () => {
+    while (started < count) {
       started++;
-      const ok = await one().catch((
+      const ok = await one(t).catch((
         e,
-      ) => (failed++, console.error(`request failed: ${e?.message ?? e}`), false));
+      ) => (t.failed++, console.error(`${t.name}: ${e?.message ?? e}`), false));
       if (!ok) started--; // a 503 or a failure is retried, bounded by `failed` below
-      if (failed > 20) throw new Error(`${failed} requests failed`);
-      if (rssAt20 === undefined && done >= 20) {
-        // Let the service settle (encoders closed) before sampling.
-        rssAt20 = -1;
-        rssAt20 = (await stats()).rss;
-      }
-      if (rssAt200 === undefined && done >= 200) {
-        rssAt200 = -1;
-        rssAt200 = (await stats()).rss;
-      }
+      if (t.failed > 20) throw new Error(`${t.name}: ${t.failed} requests failed`);
     }
-  }
-  await Promise.all(Array.from({ length: concurrency }, client));
-  const seconds = (performance.now() - t0) / 1000;
-  for (let i = 0; i < 100 && (await stats()).liveEncoders > 0; i++) await sleep(20);
-  const end = await stats();
-  firstByte.sort((a, b) => a - b);
-  const pct = (p: number) => firstByte[Math.min(firstByte.length - 1, Math.ceil(p * firstByte.length) - 1)];
-  const mb = (n: number) => (n / (1 << 20)).toFixed(1);
-  const rows = {
-    requests: done,
-    concurrency,
-    seconds: seconds.toFixed(2),
-    "requests/s": (done / seconds).toFixed(2),
-    "frames/s": (done * frames / seconds).toFixed(1),
-    "first byte p50 ms": pct(0.5).toFixed(0),
-    "first byte p99 ms": pct(0.99).toFixed(0),
-    "RSS after 20 MB": mb(rssAt20 ?? 0),
-    "RSS after 200 MB": rssAt200 && rssAt200 > 0 ? mb(rssAt200) : "-",
-    [`RSS after ${done} MB`]: mb(end.rss),
-    "503s": busy,
-    failed,
-    "live encoders at the end": end.liveEncoders,
-    "encoder threads (busy at the end / started / lost)": end.threads
-      ? `${end.threads.busy} / ${end.threads.started} / ${end.threads.lost}`
-      : "-",
   };
-  console.table(rows);
+  await Promise.all(Array.from({ length: concurrency }, client));
+  t.seconds += (performance.now() - t0) / 1000;
+  t.cpuTicks += cpuTicks(t) - cpu0;
+  if (t.rssAt200 === undefined && t.done >= 200) t.rssAt200 = (await settled(t)).rss;
+  // Sampled as the target's last turn ends, before it idles through the others' turns.
+  if (t.done >= requests) t.end = await settled(t);
+  if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
+}
 
-  const resultsPath = new URL("./results.md", import.meta.url).pathname;
-  const old = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "# Benchmark results\n";
-  const start = old.indexOf("\n## HTTP service");
-  let kept = old;
-  let otherRows: string[] = [];
-  if (start >= 0) {
-    const next = old.indexOf("\n## ", start + 1);
-    // The other runtime's row stays: run once under Deno and once under Bun for both.
-    const mine = `| ${runtime.split(" ")[0]} `;
-    otherRows = old.slice(start, next >= 0 ? next : undefined).split("\n")
-      .filter((l) => /^\| (deno|bun) /.test(l) && !l.startsWith(mine));
-    kept = old.slice(0, start) + (next >= 0 ? old.slice(next) : "");
+/** The target's stats once its encodes have closed. */
+async function settled(t: Target): Promise<Stats> {
+  for (let i = 0; i < 100; i++) {
+    const s = await stats(t);
+    if (s.liveEncoders === 0) return s;
+    await sleep(20);
   }
-  const row = [
-    runtime,
-    done,
-    concurrency,
-    rows.seconds,
-    rows["requests/s"],
-    rows["frames/s"],
-    rows["first byte p50 ms"],
-    rows["first byte p99 ms"],
-    rows["RSS after 20 MB"],
-    rows["RSS after 200 MB"],
-    mb(end.rss),
-    busy,
-    end.liveEncoders,
-    rows["encoder threads (busy at the end / started / lost)"],
-  ].join(" | ");
-  const section = `## HTTP service
+  return await stats(t);
+}
 
-Written by \`bench/http_load.ts\` (last run: ${runtime}, ${
-    new Date().toISOString()
-  }, ${cpus().length} cores, load
-average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at the end). The service (examples/http_service.ts,
-\`maxConcurrent\` ${maxConcurrent}) runs in a child process of the same runtime; ${concurrency} clients on loopback
-POST a ${width}x${height} Y4M of ${frames} frames (${
-    (body.length / 1024).toFixed(0)
-  } KiB) to \`/encode?${query}\` until
-${requests} responses are complete (a 503 is retried). First byte: from the request to the first chunk of the
-response body (the WebM header goes out with the first packet). RSS is the service's (\`GET /stats\`),
-after 20, after 200 and after all requests. Encoder threads: busy at the end, started, lost (stalled or
-failed), from the service's \`encoderThreadStats()\`.
-
-| runtime | requests | concurrency | seconds | requests/s | frames/s | first byte p50 ms | first byte p99 ms | RSS after 20 MB | RSS after 200 MB | RSS after all MB | 503s | live encoders after | threads busy / started / lost |
-| ------- | -------: | ----------: | ------: | ---------: | -------: | ----------------: | ----------------: | --------------: | ---------------: | ---------------: | ---: | ------------------: | ----------------------------: |
-${[...otherRows, `| ${row} |`].sort().join("\n")}
-`;
-  if (!process.argv.includes("--no-write")) {
-    writeFileSync(resultsPath, kept.trimEnd() + "\n\n" + section);
-    console.log(section);
+const targets: Target[] = [];
+try {
+  for (const name of targetNames) targets.push(await startTarget(name));
+  // Same settings, same packets: each target's IVF against the first one's.
+  const reference = await encodeIvf(targets[0]);
+  for (const t of targets) {
+    const mine = t === targets[0] ? reference : await encodeIvf(t);
+    t.samePackets = mine.length === reference.length
+      && mine.every((f, i) => f.length === reference[i].length && f.every((b, j) => b === reference[i][j]));
+    if (!t.samePackets) console.error(`${t.name}: its packets differ from ${targets[0].name}'s`);
+  }
+  // Turns of `block` requests; 200 is a turn boundary, so that RSS is sampled there.
+  const turns = [Math.min(block, 200)];
+  while (turns.reduce((a, b) => a + b, 0) < requests) {
+    const sum = turns.reduce((a, b) => a + b, 0);
+    turns.push(Math.min(sum < 200 ? 200 - sum : block, requests - sum));
+  }
+  for (const [i, count] of turns.entries()) {
+    // The order rotates, so that no target always follows the same one.
+    for (let k = 0; k < targets.length; k++) await runBlock(targets[(i + k) % targets.length], count);
   }
 } finally {
-  if (child.exitCode === null && child.signalCode === null) {
+  await Promise.all(targets.map(async ({ child }) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
     await exited;
     clearTimeout(timer);
+  }));
+}
+
+const mb = (n: number | undefined) => (n === undefined ? "-" : (n / (1 << 20)).toFixed(1));
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+};
+const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+const load = loadavg().map((l) => l.toFixed(2)).join(" ");
+const ffmpegVersion =
+  execFileSync("ffmpeg", ["-hide_banner", "-version"], { encoding: "utf8" }).split("\n")[0]
+    .split(" ")[2];
+const svt = await locateSvtAv1({});
+const rows = targets.map((t) => {
+  const growth = t.rssAt200 && t.end ? ((t.end.rss / t.rssAt200 - 1) * 100).toFixed(1) : "-";
+  return {
+    target: t.name,
+    runtime: t.version,
+    requests: t.done,
+    "requests/s": (t.done / t.seconds).toFixed(2),
+    "first byte p50 ms": pct(t.firstByte, 0.5).toFixed(0),
+    "first byte p99 ms": pct(t.firstByte, 0.99).toFixed(0),
+    "whole response p50 ms": pct(t.total, 0.5).toFixed(0),
+    "CPU ms per request": ((t.cpuTicks / ticks) * 1000 / t.done).toFixed(0),
+    "RSS after 200 MB": mb(t.rssAt200),
+    [`RSS after ${requests} MB`]: mb(t.end?.rss),
+    "RSS growth %": growth,
+    "503s": t.busy,
+    failed: t.failed,
+    "live encoders at the end": t.end?.liveEncoders ?? "-",
+    "encoder threads (busy at the end / started / lost)": t.end?.threads
+      ? `${t.end.threads.busy} / ${t.end.threads.started} / ${t.end.threads.lost}`
+      : "-",
+    "same packets": t.samePackets ? "yes" : "no",
+  };
+});
+if (rows.length === 1) {
+  // One target: the shape bench/http_soak.ts reads.
+  const { target: _t, runtime: _r, ...row } = rows[0];
+  console.table({ ...row, concurrency, seconds: targets[0].seconds.toFixed(2) });
+} else {
+  console.table(rows);
+}
+console.log(`load average ${load}`);
+
+if (rows.length > 1 && !process.argv.includes("--no-write")) {
+  const resultsPath = new URL("./results.md", import.meta.url).pathname;
+  const old = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "# Benchmark results\n";
+  const start = old.indexOf("\n## HTTP service\n");
+  let kept = old;
+  if (start >= 0) {
+    const next = old.indexOf("\n## ", start + 1);
+    kept = old.slice(0, start) + (next >= 0 ? old.slice(next) : "");
   }
+  const ours = (runtime: string) => targets.find((t) => t.name === `ours-${runtime}`);
+  const peer = (runtime: string) => targets.find((t) => t.name === `ffmpeg-${runtime}`);
+  const ratios = ["deno", "bun"].flatMap((r) => {
+    const o = ours(r), p = peer(r);
+    return o && p ? [`${r}: ${((o.done / o.seconds) / (p.done / p.seconds)).toFixed(2)}×`] : [];
+  });
+  const columns = Object.keys(rows[0]);
+  const section = `## HTTP service
+
+Written by \`bench/http_load.ts --targets ${targetNames.join(",")}\` on ${
+    new Date().toISOString().slice(0, 16).replace("T", " ")
+  } UTC, ${cpus().length} cores shared with other work (load
+average ${load} at the end). av1-stream ${VERSION}, SVT-AV1 ${svt.version.text} (${svt.path}), ffmpeg ${ffmpegVersion}
+(its libsvtav1 is the same library). \`ours-*\`: examples/http_service.ts (\`maxConcurrent\` ${maxConcurrent}); \`ffmpeg-*\`:
+bench/ffmpeg_service.ts, the same routes, spawning \`ffmpeg -f yuv4mpegpipe -i - -c:v libsvtav1 … -f webm -\`
+per request. One client keeps ${concurrency} requests in flight, POSTing a ${width}x${height} Y4M of ${frames} frames (${
+    (body.length / 1024).toFixed(0)
+  } KiB) to
+\`/encode?${query}\`; the targets take turns of ${block} requests until each has served ${requests}. First byte:
+request to the first chunk of the body (ours sends the WebM header with the first packet, ffmpeg as soon
+as its encoder is open). CPU: the target's process and its waited-for children, per request. RSS: the
+service's process after 200 requests and after all (ffmpeg's children are gone by then). Same packets:
+an IVF encode of the same body, packet for packet equal to the first target's.
+
+Ours against ffmpeg in the same runtime, requests/s: ${ratios.join(", ") || "-"}.
+
+| ${columns.join(" | ")} |
+| ${columns.map((c, i) => (i < 2 ? "-".repeat(c.length) : "-".repeat(c.length - 1) + ":")).join(" | ")} |
+${rows.map((r) => `| ${Object.values(r).join(" | ")} |`).join("\n")}
+`;
+  // The section goes where it was, or at the end.
+  const at = start >= 0 ? start : kept.length;
+  writeFileSync(resultsPath, kept.slice(0, at).trimEnd() + "\n\n" + section + kept.slice(at));
+  console.log(section);
 }

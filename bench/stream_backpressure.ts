@@ -1,14 +1,20 @@
 /**
- * Backpressure end to end: a 720p test source piped through createEncodeStream (SVT-AV1) into a sink that
- * accepts one packet per 50 ms. If backpressure holds, the source is read only as fast as the sink takes
- * packets and memory stays flat; prints RSS at the start, once the encoder runs, and at its peak, and how
- * far the source ran ahead of the sink.
+ * Backpressure end to end, measured as what a stalled consumer costs in memory: a 720p test source piped
+ * through createEncodeStream (SVT-AV1) into a consumer that takes the first `--warm` packets at once (the
+ * encoder reaches its steady state: every buffer of the library touched), then stalls. RSS is taken when
+ * the stall begins and at its peak during the stall; their difference is the growth the stall causes (the
+ * library's own memory, a few hundred MB at 720p, is in both). If backpressure holds, the source stops
+ * a bounded number of frames ahead of the consumer and the growth stays small.
  *
- * Usage: deno run -A bench/stream_backpressure.ts [--frames 1000] [--interval 50] [--preset 12]
- *        [--sink memory|tcp] [--low-delay]
+ * `--sink memory`: the consumer's write stops resolving for `--stall-ms`, or, with `--interval N`, takes
+ * one packet per N ms during the stall. `--sink tcp`: a block-policy tcpSink (`--buffer-mb`, its
+ * maxBufferBytes) to an in-process peer that stops reading for `--stall-ms`: the sink's buffer and the
+ * sockets fill, then backpressure holds the encoder; the target is that buffer + 64 MB.
+ *
+ * Usage: deno run -A bench/stream_backpressure.ts [--frames 300] [--warm 60] [--stall-ms 10000]
+ *        [--interval 0] [--preset 12] [--sink memory|tcp] [--buffer-mb 16] [--low-delay] [--host caller]
  *        bun bench/stream_backpressure.ts ...
- * `--sink tcp` sends through a block-policy tcpSink to an in-process peer that reads once per interval
- * (whatever the socket holds, up to 64 KiB).
+ * Prints one JSON line.
  * @module
  */
 import * as net from "node:net";
@@ -23,10 +29,14 @@ function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
-const frames = Number(option("frames", "1000"));
-const interval = Number(option("interval", "50"));
+const frames = Number(option("frames", "300"));
+const warm = Number(option("warm", "60"));
+const stallMs = Number(option("stall-ms", "10000"));
+const interval = Number(option("interval", "0"));
 const preset = Number(option("preset", "12"));
 const sinkKind = option("sink", "memory");
+const bufferMB = Number(option("buffer-mb", "16"));
+const host = option("host", "pool");
 const lowDelay = process.argv.includes("--low-delay");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -41,42 +51,73 @@ const readable = new ReadableStream<Frame>({
   },
 }, { highWaterMark: 0 });
 const encode = createEncodeStream(
-  { ...source.info, preset, lowDelay, logLevel: "warn" } as Parameters<
+  {
+    ...source.info,
+    preset,
+    lowDelay,
+    logLevel: "warn",
+    ...(host === "caller" ? { host } : {}),
+  } as Parameters<
     typeof createEncodeStream
   >[0],
 );
 
 let consumed = 0;
-let maxAhead = 0;
-let encoderRss = NaN;
-let peakAfterStart = 0;
+/** RSS when the stall began, the peak during it, and how far the source got ahead meanwhile. */
+let stallRss = NaN;
+let stallPeak = 0;
+let stallAhead = 0;
+let stalling = false;
+let stallStartedAt = 0;
 const sample = () => {
-  const rss = rssMB();
-  if (Number.isNaN(encoderRss)) encoderRss = rss;
-  peakAfterStart = Math.max(peakAfterStart, rss);
-  maxAhead = Math.max(maxAhead, pulled - consumed);
+  if (!stalling) return;
+  stallPeak = Math.max(stallPeak, rssMB());
+  stallAhead = Math.max(stallAhead, pulled - consumed);
+};
+const beginStall = () => {
+  stalling = true;
+  stallStartedAt = performance.now();
+  stallRss = rssMB();
+  stallPeak = stallRss;
+};
+const endStall = () => {
+  sample();
+  stalling = false;
 };
 
 let sink: WritableStream<Packet>;
 let server: net.Server | undefined;
 let tcpDone: Promise<void> | undefined;
 if (sinkKind === "tcp") {
-  // A peer that reads one packet's worth of bytes per interval: pauses the socket between reads.
+  // The peer reads everything until the warm packets have gone out, then stops reading (its socket
+  // paused) for the stall, then reads again.
+  let peerStalled = false;
+  const sockets: net.Socket[] = [];
   server = net.createServer((socket) => {
-    socket.on("data", () => {
-      socket.pause();
-      setTimeout(() => socket.resume(), interval);
-    });
+    sockets.push(socket);
     socket.on("end", () => socket.end());
     socket.on("error", () => {});
   });
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;
-  const tcp = tcpSink(`tcp://127.0.0.1:${port}`, { info: source.info });
+  const tcp = tcpSink(`tcp://127.0.0.1:${port}`, {
+    info: source.info,
+    onDisconnect: "block",
+    maxBufferBytes: bufferMB << 20,
+  });
   const counter = new TransformStream<Packet, Packet>(
     {
       transform(p, c) {
         consumed++;
+        if (consumed === warm && !peerStalled) {
+          peerStalled = true;
+          for (const s of sockets) s.pause();
+          beginStall();
+          setTimeout(() => {
+            endStall();
+            for (const s of sockets) s.resume();
+          }, stallMs);
+        }
         sample();
         c.enqueue(p);
       },
@@ -91,27 +132,42 @@ if (sinkKind === "tcp") {
     async write() {
       consumed++;
       sample();
-      await sleep(interval);
+      if (consumed === warm) {
+        beginStall();
+        if (interval > 0) return;
+        // A consumer that stops: nothing is taken for the whole stall.
+        await sleep(stallMs);
+        endStall();
+      } else if (stalling && interval > 0) {
+        // A slow consumer: one packet per interval for the stall's length.
+        await sleep(interval);
+        if (performance.now() - stallStartedAt >= stallMs) endStall();
+      }
     },
   }, { highWaterMark: 1 });
 }
 
-const ticker = setInterval(sample, 100);
+const ticker = setInterval(sample, 50);
 await readable.pipeThrough(encode).pipeTo(sink);
 await tcpDone;
 clearInterval(ticker);
 server?.close();
+const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 const result = {
-  runtime: typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno",
+  runtime,
+  host,
   frames,
+  warmPackets: warm,
+  stallMs,
   intervalMs: interval,
   sink: sinkKind,
+  ...(sinkKind === "tcp" ? { sinkBufferMB: bufferMB } : {}),
   seconds: Math.round((performance.now() - started) / 100) / 10,
   startRssMB: Math.round(startRss),
-  encoderRunningRssMB: Math.round(encoderRss),
-  peakRssMB: Math.round(Math.max(peakRssMB(), peakAfterStart)),
-  peakOverStartMB: Math.round(Math.max(peakRssMB(), peakAfterStart) - startRss),
-  peakOverEncoderRunningMB: Math.round(peakAfterStart - encoderRss),
-  maxFramesAheadOfSink: maxAhead,
+  rssAtStallMB: Math.round(stallRss),
+  peakDuringStallMB: Math.round(stallPeak),
+  growthDuringStallMB: Math.round(stallPeak - stallRss),
+  maxFramesAheadDuringStall: stallAhead,
+  peakRssMB: Math.round(peakRssMB()),
 };
 console.log(JSON.stringify(result));

@@ -49,6 +49,8 @@ SVT-AV1
       --max-bitrate <kbps> cap for CRF
       --low-delay          low-delay prediction (no reordering), for live use
       --param <key=value>  any other SvtAv1EncApp long option, or rav1e key (repeatable)
+      --thread-priority <p>  as root: normal (default, like SvtAv1EncApp for other users), batch
+                           (SCHED_BATCH nice 10) or realtime (the library's own SCHED_FIFO, as SvtAv1EncApp run as root)
 rav1e
       --speed <n>          0..10 (CLI default 6)
       --quantizer <n>      0..255
@@ -133,6 +135,7 @@ export function parseCli(argv: string[]): Options | "help" {
         keyint: { type: "string" },
         "low-delay": { type: "boolean" },
         threads: { type: "string" },
+        "thread-priority": { type: "string" },
         "force-key-frames": { type: "string" },
         param: { type: "string", multiple: true },
         speed: { type: "string" },
@@ -230,6 +233,17 @@ export function parseCli(argv: string[]): Options | "help" {
     selection = encoderConfigFromFlags(v, { verbose: v.verbose, forceKeyFrames: forceKeyFrames.length > 0 });
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  const priority = v["thread-priority"] ?? "normal";
+  if (priority !== "normal" && priority !== "batch" && priority !== "realtime") {
+    throw new UsageError(
+      `--thread-priority must be normal, batch or realtime, got ${JSON.stringify(priority)}`,
+    );
+  }
+  if (selection.codec === "svt-av1") {
+    selection.config.threadPriority = priority;
+  } else if (v["thread-priority"] !== undefined) {
+    throw new UsageError("--thread-priority is an SVT-AV1 option: rav1e's threads never go real-time");
   }
   const workers = intFlag("workers", v.workers);
   if (workers !== undefined && workers < 1) throw new UsageError("--workers must be 1 or more");

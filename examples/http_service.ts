@@ -7,12 +7,16 @@
  *   rate-control max-bitrate keyint low-delay threads param speed quantizer min-quantizer min-keyint tiles
  *   rdo-lookahead low-latency tune`); a bad one is a 400 with `{ error, code }`.
  * - At most `maxConcurrent` encodes at once (503 with `Retry-After` beyond), bodies up to `maxBodyBytes`
- *   (413), each encode at most `timeoutMs` (408 before the response starts; the response is cut after).
- *   A client that disconnects stops its encode: the encoder is closed and the input cancelled.
+ *   (413), each encode at most `timeoutMs`, and at most `bodyIdleTimeoutMs` without body bytes while the
+ *   encode waits for them (408 before the response starts; the response is cut after). A client that
+ *   disconnects stops its encode: the encoder is closed and the input cancelled.
+ * - The header and the first frame are read before answering: a malformed or truncated one is a 400
+ *   (`INVALID_INPUT`). After that, a body that ends mid-frame (or a damaged `FRAME` marker) ends the
+ *   input: the frames before it are encoded and the container finished, and the response ends normally.
  * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
  *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
- * - `GET /stats` is `{ active, liveEncoders, rss, threads }` as JSON (`threads`: the encoder threads'
- *   `encoderThreadStats()`).
+ * - `GET /stats` is `{ active, liveEncoders, warmEncoders, rss, threads }` as JSON (`warmEncoders`: spare
+ *   encoders opened ahead of requests, `threads`: the encoder threads' `encoderThreadStats()`).
  *
  * ```sh
  * PORT=8000 deno run -A examples/http_service.ts
@@ -23,6 +27,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { cpus } from "node:os";
 import process from "node:process";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -36,13 +41,18 @@ import {
   SVT_AV1_FLAGS,
   SWITCH_FLAGS,
 } from "../lib/cli_config.ts";
-import { encoderThreadStats, warmEncoderThreads } from "../lib/encoder/thread_pool.ts";
+import {
+  configureEncoderThreads,
+  encoderThreadStats,
+  warmEncoderThreads,
+} from "../lib/encoder/thread_pool.ts";
 import { parseFrameRate } from "../lib/io/testsrc.ts";
 import {
   type ContainerFormat,
   type Encoder,
   EncoderError,
   fmp4StreamFormat,
+  type Frame,
   openContainerWriter,
   parseContainerFormat,
   type StreamFormat,
@@ -64,8 +74,33 @@ export interface ServiceOptions {
   maxBodyBytes?: number;
   /** Longest encode in milliseconds. Default 10 minutes. */
   timeoutMs?: number;
+  /**
+   * Longest wait for the next bytes of a request body while the encode needs them, in milliseconds: an
+   * upload that stalls gets 408 before the response starts, and its response is cut after. Default 30 s.
+   * (A body that trickles without ever pausing that long is bounded by `timeoutMs`.)
+   */
+  bodyIdleTimeoutMs?: number;
   /** Seconds in the `Retry-After` of a 503. Default 1. */
   retryAfterSeconds?: number;
+  /**
+   * SVT-AV1 threads (`lp`) of each encode whose request gives no `threads`: default the cores shared out
+   * among `maxConcurrent` encodes, at least 1. A service runs encodes side by side, so their parallelism
+   * comes from each other; SVT-AV1's own default (every core for each encoder) sets up threads and
+   * buffers for each core in every encode, which cost a quarter of each small encode's CPU time here
+   * (bench/results.md, "HTTP service"). The thread count does not change SVT-AV1's output with CRF or a
+   * constant QP; its VBR/CBR output differs from run to run with more than one thread anyway.
+   */
+  svtThreads?: number;
+  /**
+   * Encoders kept ready ahead of requests: after an encode starts, an encoder with the same settings and
+   * input geometry is opened for the next request that asks for them, which then starts encoding at once
+   * instead of waiting for the library's set-up (and for the other encoders' set-ups and tear-downs, which
+   * SVT-AV1 must not overlap: docs/bun-crash.md). A spare unused for `warmIdleMs` is closed. Default 1;
+   * 0 turns it off.
+   */
+  warmEncoders?: number;
+  /** How long a spare encoder waits for a request with its settings before it is closed. Default 2000 ms. */
+  warmIdleMs?: number;
 }
 
 /** A running service. */
@@ -75,8 +110,10 @@ export interface EncodeService {
   readonly port: number;
   /** Encodes running now. */
   readonly active: number;
-  /** Encoders created and not yet closed (for leak checks). */
+  /** Encoders of running encodes, created and not yet closed (for leak checks). */
   readonly liveEncoders: number;
+  /** Spare encoders opened ahead of requests (see `ServiceOptions.warmEncoders`). */
+  readonly warmEncoders: number;
   /** Stops every encode and the server. */
   close(): Promise<void>;
 }
@@ -164,19 +201,175 @@ export function parseEncodeQuery(
   return { selection, format, flags: flags as EncoderFlags };
 }
 
-/** Counts request body bytes and errors the stream past `max`. */
-function limitBytes(max: number): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * Frames handed to an encoder before the first of them is accepted: each `encode()` resolves only when
+ * the encoder thread has taken the frame, and waiting for that before sending the next frame cost a
+ * thread round trip per frame (most of a small encode's time in Deno under load). Bounded in bytes too.
+ */
+function framesInFlight(frameBytes: number): number {
+  return Math.max(1, Math.min(8, Math.floor((8 << 20) / frameBytes)));
+}
+
+/** Feeds every frame to the encoder, several in flight, then flushes it (unless the session stopped). */
+async function feed(
+  session: { readonly aborted: boolean },
+  frames: AsyncIterable<{ data: Uint8Array }>,
+  enc: Encoder,
+): Promise<void> {
+  const pending: Promise<void>[] = [];
+  for await (const frame of frames) {
+    if (session.aborted) break;
+    const accepted = enc.encode(frame);
+    // Awaited below in order; marked handled so that a failure of a later one is not reported twice.
+    accepted.catch(() => {});
+    pending.push(accepted);
+    if (pending.length >= framesInFlight(frame.data.byteLength)) await pending.shift();
+  }
+  for (const accepted of pending) await accepted;
+  if (!session.aborted) await enc.flush();
+}
+
+/** JSON with object keys sorted, so that equal settings give equal keys whatever the query's order. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v);
+}
+
+/** A timer that does not keep the process alive. */
+function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
+  if (deno && typeof timer === "number") deno.unrefTimer(timer);
+  else (timer as { unref?: () => void }).unref?.();
+}
+
+/**
+ * Encoders opened ahead of requests, each for one set of settings and input geometry (see
+ * `ServiceOptions.warmEncoders`).
+ */
+interface Spare {
+  key: string;
+  encoder: Promise<Encoder>;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+class SpareEncoders {
+  #spares: Spare[] = [];
+  #closed = false;
+
+  constructor(readonly max: number, readonly idleMs: number) {}
+
+  get size(): number {
+    return this.#spares.length;
+  }
+
+  /** The spare for these settings, if one is ready or on its way; it is the caller's from now on. */
+  take(key: string): Promise<Encoder> | undefined {
+    const i = this.#spares.findIndex((s) => s.key === key);
+    if (i < 0) return undefined;
+    const [spare] = this.#spares.splice(i, 1);
+    clearTimeout(spare.timer);
+    return spare.encoder;
+  }
+
+  /** Opens a spare for these settings unless one exists; the oldest spare makes room. */
+  prepare(key: string, create: () => Promise<Encoder>): void {
+    if (this.#closed || this.max <= 0 || this.#spares.some((s) => s.key === key)) return;
+    while (this.#spares.length >= this.max) this.#drop(this.#spares[0]);
+    const encoder = create();
+    const spare: Spare = { key, encoder, timer: setTimeout(() => this.#drop(spare), this.idleMs) };
+    unrefTimer(spare.timer);
+    this.#spares.push(spare);
+    // A spare that fails to open is forgotten; the request that would have taken it opens its own.
+    encoder.catch(() => this.#forget(spare));
+  }
+
+  #forget(spare: Spare): void {
+    const i = this.#spares.indexOf(spare);
+    if (i >= 0) this.#spares.splice(i, 1);
+    clearTimeout(spare.timer);
+  }
+
+  #drop(spare: Spare): Promise<void> {
+    this.#forget(spare);
+    return spare.encoder.then((e) => e.close(), () => {});
+  }
+
+  /** Closes every spare; none are opened after this. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#spares].map((s) => this.#drop(s)));
+  }
+}
+
+/**
+ * The request body as the encode reads it: it errors past `max` bytes (413), and `onIdle` is called when
+ * a read waits longer than `idleMs` for the client (only while the encode asks for bytes: a client held
+ * back by the service's own backpressure is not idle).
+ */
+function requestBody(
+  body: ReadableStream<Uint8Array>,
+  max: number,
+  idleMs: number,
+  onIdle: (e: HttpError) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let seen = 0;
-  return new TransformStream({
-    transform(chunk, controller) {
-      seen += chunk.byteLength;
-      if (seen > max) {
-        controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
-        return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = () => {
+    timer = undefined;
+    onIdle(
+      new HttpError(
+        408,
+        "TIMEOUT",
+        `No request body bytes came for ${idleMs} ms: send the body without pauses`,
+      ),
+    );
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      timer = setTimeout(idle, idleMs);
+      // Nor does a read left waiting by a body that is never cancelled (a stopped session's).
+      unrefTimer(timer);
+      try {
+        const next = await reader.read();
+        if (next.done) return controller.close();
+        seen += next.value.byteLength;
+        if (seen > max) {
+          controller.error(new HttpError(413, "TOO_LARGE", `The request body is larger than ${max} bytes`));
+          void reader.cancel().catch(() => {});
+          return;
+        }
+        controller.enqueue(next.value);
+      } finally {
+        clearTimeout(timer);
       }
-      controller.enqueue(chunk);
     },
-  });
+    // A read that a cancel leaves waiting must not keep its timer (and the process) alive.
+    cancel: (reason) => {
+      clearTimeout(timer);
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The frames of a request body once its first frame was read: a body that then ends mid-frame or has a
+ * damaged FRAME marker (an `INVALID_INPUT` from the reader) ends them there, so that the frames before it
+ * are encoded and the container finished, as the CLI keeps them. Other errors (the client went away, the
+ * body grew past its limit) go on to stop the encode.
+ */
+async function* bodyFrames(first: IteratorResult<Frame>, rest: AsyncIterator<Frame>): AsyncGenerator<Frame> {
+  for (let next = first; !next.done;) {
+    yield next.value;
+    try {
+      next = await rest.next();
+    } catch (e) {
+      if (e instanceof EncoderError && e.code === "INVALID_INPUT") return;
+      throw e;
+    }
+  }
 }
 
 /** One running encode: everything it holds, released once by `stop()`. */
@@ -557,9 +750,12 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   const maxConcurrent = options.maxConcurrent ?? 4;
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 30;
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 30_000;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   const hostname = options.hostname ?? "127.0.0.1";
+  const svtThreads = options.svtThreads ?? Math.max(1, Math.floor(cpus().length / maxConcurrent));
   const sessions = new Set<Session>();
+  const spares = new SpareEncoders(options.warmEncoders ?? 1, options.warmIdleMs ?? 2000);
   let liveEncoders = 0;
   let closing = false;
 
@@ -573,8 +769,25 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     return session;
   };
 
-  const openEncoder = async (session: Session, selection: EncoderSelection, info: VideoInfo) => {
-    const enc = await session.until(createEncoderFromSelection(selection, info), (e) => e.close());
+  /** Opens the session's encoder: a spare one if `warm` and one is ready, and then the next spare. */
+  const openEncoder = async (
+    session: Session,
+    selection: EncoderSelection,
+    info: VideoInfo,
+    warm = false,
+  ) => {
+    if (selection.codec === "svt-av1" && selection.config.threads === undefined) {
+      selection = { ...selection, config: { ...selection.config, threads: svtThreads } };
+    }
+    const create = () => createEncoderFromSelection(selection, info);
+    const key = stableJson([selection, info]);
+    let opening = (warm && spares.take(key)) || create();
+    if (warm) {
+      // A spare that failed to open (it opened fine for the request before) gets one more try.
+      opening = opening.catch(create);
+      spares.prepare(key, create);
+    }
+    const enc = await session.until(opening, (e) => e.close());
     liveEncoders++;
     session.onStop(async () => {
       await enc.close();
@@ -603,11 +816,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
     }
     try {
-      const body = req.body.pipeThrough(limitBytes(maxBodyBytes));
+      const body = requestBody(req.body, maxBodyBytes, bodyIdleTimeoutMs, (e) => void session.stop(e));
       const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
       session.onStop(() => reader.cancel(session.abort.signal.reason));
-      const enc = await openEncoder(session, selection, reader.info);
-      return new Response(encodeBody(session, reader, enc, format), {
+      // The first frame is read before answering, so that a body whose first FRAME marker is damaged or
+      // whose first frame is cut short still gets its 400, like a bad header.
+      const rest = reader.frames();
+      const first = await session.until(rest.next(), () => {});
+      const enc = await openEncoder(session, selection, reader.info, true);
+      return new Response(encodeBody(session, bodyFrames(first, rest), enc, format), {
         headers: {
           "content-type": CONTENT_TYPES[format],
           "cache-control": "no-store",
@@ -622,7 +839,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   }
 
   /** The response body: the container's bytes as packets come out; an error or a stop cuts it. */
-  function encodeBody(session: Session, reader: Y4mReader, enc: Encoder, format: ContainerFormat) {
+  function encodeBody(session: Session, frames: AsyncIterable<Frame>, enc: Encoder, format: ContainerFormat) {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
       { highWaterMark: 1 },
@@ -632,13 +849,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       sequenceHeader: enc.sequenceHeader(),
       live: true,
     });
-    const pump = (async () => {
-      for await (const frame of reader.frames()) {
-        if (session.aborted) return;
-        await enc.encode(frame);
-      }
-      if (!session.aborted) await enc.flush();
-    })();
+    const pump = feed(session, frames, enc);
     pump.catch((e) => session.stop(e));
     void (async () => {
       try {
@@ -754,13 +965,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
       }
     };
     await send(await streamFormat.header());
-    const pump = (async () => {
-      for await (const frame of source.frames()) {
-        if (session.aborted) return;
-        await enc.encode(frame);
-      }
-      if (!session.aborted) await enc.flush();
-    })();
+    const pump = feed(session, source.frames(), enc);
     pump.catch((e) => session.stop(e));
     for await (const packet of enc.packets()) await send(await streamFormat.packet(packet));
     await pump;
@@ -781,6 +986,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
         return jsonResponse(200, {
           active: sessions.size,
           liveEncoders,
+          warmEncoders: spares.size,
           rss: process.memoryUsage().rss,
           threads: encoderThreadStats(),
         });
@@ -812,12 +1018,16 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     get liveEncoders() {
       return liveEncoders;
     },
+    get warmEncoders() {
+      return spares.size;
+    },
     async close() {
       if (closing) return;
       closing = true;
-      await Promise.all(
-        [...sessions].map((s) => s.stop(new EncoderError("ABORTED", "The service is shutting down"))),
-      );
+      await Promise.all([
+        spares.close(),
+        ...[...sessions].map((s) => s.stop(new EncoderError("ABORTED", "The service is shutting down"))),
+      ]);
       await server.stop();
     },
   };
@@ -826,12 +1036,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
 // Node 20 has no import.meta.main: there the entry is the script named on the command line.
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8000);
-  // Encoder threads ready before the first request: it then pays only for the library's own set-up.
+  const maxConcurrent = process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : 4;
+  const warmEncoders = process.env.WARM_ENCODERS ? Number(process.env.WARM_ENCODERS) : 1;
+  // A thread for each encode the service admits and each spare encoder, kept between bursts (beyond the
+  // pool's default of one per core, a thread idle for 10 s ends, and the next burst loads it again), and
+  // ready before the first request: that then pays only for the library's own set-up.
+  configureEncoderThreads({ threads: maxConcurrent + warmEncoders });
   await warmEncoderThreads();
-  const service = await startService({
-    port,
-    maxConcurrent: process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : undefined,
-  });
+  const service = await startService({ port, maxConcurrent, warmEncoders });
   console.log(`av1-stream encode service on ${service.url} (POST /encode, GET /, GET /live)`);
   // Close every encode, then let the process end by itself: exiting while encoder workers are still
   // being torn down has crashed SVT-AV1 in its exit handlers.

@@ -67,6 +67,16 @@ export interface Packet {
   keyFrame: boolean;
 }
 
+/** Where an encoder's start-up time went, in milliseconds (see `SvtAv1Encoder.setupTimes`). */
+export interface EncoderSetupTimes {
+  /** From `create()` to the encoder being ready. */
+  totalMs: number;
+  /** On the encoder thread, library loading on first use included. */
+  threadMs: number;
+  /** In the library's own set-up calls alone. */
+  libraryMs: number;
+}
+
 /** Options of {@linkcode Encoder.encode}. */
 export interface EncodeOptions {
   /** Make this frame a key frame. */

@@ -100,3 +100,41 @@ test("a ring the receiver has drained is written from its start again, so it tou
   assert.deepEqual((inn.decode(b) as { data: Uint8Array }).data, second);
   assert.equal(at(out.encode({ data: first }, []).message), 0, "drained again");
 });
+
+test("an encoder thread reads frames in place: views into the ring, their space held until released", () => {
+  const out = new BulkSender();
+  const inn = new BulkReceiver();
+  const at = (message: unknown) => {
+    const m = message as Record<string, unknown>;
+    return ((m.__av1StreamBulkRing ? m.message : m) as { data: { at: number } }).data.at;
+  };
+  const first = bytes(300_000, 1);
+  const a = out.encode({ data: first }, []).message;
+  const got = inn.decodeInPlace(a);
+  const view = (got.data as { data: Uint8Array }).data;
+  assert.ok(view.buffer instanceof SharedArrayBuffer, "a view into the ring, not a copy");
+  assert.deepEqual(view, first);
+  // Held: the next payload goes after it and does not overwrite it.
+  const second = bytes(1000, 2);
+  const b = out.encode({ data: second }, []).message;
+  assert.equal(at(b), 300_000);
+  assert.deepEqual(view, first, "unchanged while held");
+  got.release();
+  got.release();
+  const c = inn.decodeInPlace(b);
+  assert.deepEqual((c.data as { data: Uint8Array }).data, second);
+  c.release();
+  // Both released: the ring is written from its start again.
+  assert.equal(at(out.encode({ data: bytes(2000, 3) }, []).message), 0);
+});
+
+test("releases that come out of order never give back less space than was released", () => {
+  const out = new BulkSender();
+  const inn = new BulkReceiver();
+  const a = inn.decodeInPlace(out.encode({ data: bytes(4000, 1) }, []).message);
+  const b = inn.decodeInPlace(out.encode({ data: bytes(4000, 2) }, []).message);
+  b.release();
+  a.release();
+  const m = out.encode({ data: bytes(4000, 3) }, []).message as Record<string, unknown>;
+  assert.equal(((m.__av1StreamBulkRing ? m.message : m) as { data: { at: number } }).data.at, 0);
+});

@@ -177,6 +177,29 @@ test("cli: --codec rav1e gives the rav1e CLI's bytes with --tune psnr", needs("r
   );
 });
 
+test("cli: --thread-priority takes normal, batch or realtime for SVT-AV1 and is a usage error otherwise", () => {
+  const bad = cli(["-i", "testsrc:64x64@30:2", "-o", "-", "--thread-priority", "high"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--thread-priority must be normal, batch or realtime, got "high"/);
+  const rav1e = cli([
+    "-i",
+    "testsrc:64x64@30:2",
+    "-o",
+    "-",
+    "--codec",
+    "rav1e",
+    "--thread-priority",
+    "batch",
+  ]);
+  assert.equal(rav1e.code, 2);
+  assert.match(rav1e.stderr, /--thread-priority is an SVT-AV1 option/);
+  for (const p of ["normal", "batch"]) {
+    const ok = cli(["-i", "testsrc:64x64@30:2", "-o", "-", "--preset", "12", "-q", "--thread-priority", p]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(ok.stdout.length > 32, `an IVF with ${p}`);
+  }
+});
+
 test("cli: an option of the other codec is a usage error", () => {
   const r = cli(["-i", "testsrc", "-o", "x.ivf", "--codec", "rav1e", "--preset", "3"]);
   assert.equal(r.code, 2);

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type EncodeService, startService } from "../examples/http_service.ts";
 import { probeBytes } from "../lib/container/probe.ts";
+import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { Y4mReader } from "../lib/io/y4m.ts";
 import { collect } from "./_helpers/io_streams.ts";
 
 const Y4M_160 = (await collect(testSourceY4m({ width: 160, height: 120, frames: 12 }))) as Uint8Array<
@@ -82,6 +84,49 @@ test("http service: POST /encode turns a Y4M body into WebM, fMP4 and IVF", asyn
     assert.equal(parsed.frames.length, 12);
     // The last byte can reach the client just before the encoder's worker has finished closing.
     await eventually(() => s.liveEncoders === 0 && s.active === 0, "every encoder to be closed");
+  });
+});
+
+/** The packets SVT-AV1 makes of a Y4M with the library's own defaults (every core), one frame at a time. */
+async function libraryPackets(y4m: Uint8Array<ArrayBuffer>, config: { preset: number; crf: number }) {
+  const reader = await Y4mReader.open(new Blob([y4m]).stream());
+  await using enc = await SvtAv1Encoder.create({ ...reader.info, ...config });
+  const pump = (async () => {
+    for await (const frame of reader.frames()) await enc.encode(frame);
+    await enc.flush();
+  })();
+  const packets: Uint8Array[] = [];
+  for await (const p of enc.packets()) packets.push(p.data);
+  await pump;
+  return packets;
+}
+
+test("http service: spare encoders opened ahead of requests give the library's packets and close when unused", async () => {
+  await withService({ warmIdleMs: 400 }, async (s) => {
+    const ivf = async (query: string) => {
+      const r = await post(`${s.url}/encode?format=ivf&${query}`, Y4M_160);
+      assert.equal(r.status, 200);
+      return (await readIvf(new Uint8Array(await r.arrayBuffer()))).frames.map((f) => f.data);
+    };
+    const expected = await libraryPackets(Y4M_160, { preset: 13, crf: 40 });
+    assert.equal(expected.length, 12);
+    // The first request opens its own encoder and a spare for the next one with the same settings; the
+    // service's one SVT-AV1 thread per encode and its frames sent ahead of their acceptance change nothing.
+    assert.deepEqual(await ivf("preset=13&crf=40"), expected);
+    await eventually(() => s.warmEncoders === 1, "a spare encoder");
+    // The same settings in another order take the spare, and a new one is opened.
+    assert.deepEqual(await ivf("crf=40&preset=13"), expected);
+    assert.equal(s.warmEncoders, 1);
+    // Other settings: an encoder of their own, and the spare is now for them.
+    assert.equal((await ivf("preset=12&crf=30")).length, 12);
+    assert.equal(s.warmEncoders, 1);
+    // Unused, the spare is closed.
+    await eventually(() => s.warmEncoders === 0 && s.liveEncoders === 0, "the spare to be closed");
+  });
+  await withService({ warmEncoders: 0 }, async (s) => {
+    const r = await post(`${s.url}/encode?format=ivf&preset=13&crf=40`, Y4M_160);
+    assert.equal((await readIvf(new Uint8Array(await r.arrayBuffer()))).frames.length, 12);
+    assert.equal(s.warmEncoders, 0);
   });
 });
 

@@ -8,7 +8,7 @@ import { readIvf } from "../lib/io/ivf.ts";
 import {
   assertSamePackets as assertSame,
   dav1dFrameCount,
-  encodeY4mFile,
+  encodeY4mFileOnEveryHost,
   ivfPayloads as payloads,
   needs,
   referencePayloads,
@@ -23,7 +23,12 @@ function y4mFile(options: { width: number; height: number; frames: number; bitDe
 }
 
 function ours(input: string, config: Omit<SvtAv1Config, "width" | "height">, keys = new Set<number>()) {
-  return encodeY4mFile(input, (info) => SvtAv1Encoder.create({ ...info, ...config }), keys);
+  // In Deno every encode runs on a pooled thread and on the caller's: both must give the same bytes.
+  return encodeY4mFileOnEveryHost(
+    input,
+    (info, host) => SvtAv1Encoder.create({ ...info, ...config, host }),
+    keys,
+  );
 }
 
 function reference(input: string, args: string[]): Promise<Uint8Array[]> {

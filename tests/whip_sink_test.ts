@@ -7,18 +7,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { createSink } from "../lib/stream/sinks.ts";
 import { SrtSink } from "../lib/transport/srt/srt.ts";
-import { type WhipBitrateEvent, WhipSink, whipSink } from "../lib/transport/whip.ts";
+import { playoutDelayPayload, type WhipBitrateEvent, WhipSink, whipSink } from "../lib/transport/whip.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { dav1dFrameCount, needs } from "./_helpers/encode.ts";
 import { gatedFrames } from "./_helpers/sink_harness.ts";
 import { until } from "./_helpers/stream_servers.ts";
 import { sdpCandidates } from "./_helpers/udp_relay.ts";
-import { SINK_LOOPBACK, toSection5, WhipEndpoint, type WhipFrame } from "./_helpers/whip_endpoint.ts";
+import {
+  PLAYOUT_DELAY_URI,
+  SINK_LOOPBACK,
+  toSection5,
+  WhipEndpoint,
+  type WhipFrame,
+} from "./_helpers/whip_endpoint.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 60 });
 const svt = { ...source.info, preset: 12, lowDelay: true, keyint: 30, crf: 40, threads: 1 };
@@ -139,6 +146,62 @@ test("whip: a PLI or FIR from the receiver yields a key frame", opts, async () =
   assert.ok(keys.some((i) => i >= 45), `key frames at ${keys}`);
   assert.equal(decode(got), got.length);
 });
+
+test("whip: playoutDelay as the playout-delay extension's 12-bit fields in 10 ms units; bad bounds refused", () => {
+  assert.deepEqual([...playoutDelayPayload({ min: 0, max: 0 })], [0, 0, 0]);
+  // 100 ms = 10 units = 0x00a, 1000 ms = 100 units = 0x064.
+  assert.deepEqual([...playoutDelayPayload({ min: 100, max: 1000 })], [0x00, 0xa0, 0x64]);
+  assert.deepEqual([...playoutDelayPayload({ min: 40950, max: 40950 })], [0xff, 0xff, 0xff]);
+  for (
+    const bad of [{ min: -1, max: 0 }, { min: 0, max: 40960 }, { min: 50, max: 20 }, { min: NaN, max: 0 }]
+  ) {
+    assert.throws(
+      () => playoutDelayPayload(bad),
+      (e) => e instanceof EncoderError && e.code === "INVALID_CONFIG" && /playoutDelay/.test(e.message),
+    );
+    assert.throws(() => whipSink("whip+http://127.0.0.1:9/whip", { playoutDelay: bad }), EncoderError);
+  }
+});
+
+const extmapId = (sdp: string) =>
+  Number(
+    sdp.split(/\r?\n/).find((l) => l.startsWith("a=extmap:") && l.endsWith(` ${PLAYOUT_DELAY_URI}`))
+      ?.slice(9).split(/[ /]/)[0],
+  );
+
+for (const accept of [true, false]) {
+  test(
+    `whip: playoutDelay is offered; ${
+      accept ? "accepted, it rides on every RTP packet" : "declined by the answer, no packet carries it"
+    }`,
+    opts,
+    async () => {
+      const ep = await WhipEndpoint.start({ playoutDelay: accept });
+      const encode = createEncodeStream(svt);
+      const sink = whipSink(ep.url, { info: source.info, playoutDelay: { min: 0, max: 100 }, ...fast });
+      const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), () => true);
+      await frames(20, 5, { 0: () => connected }).pipeThrough(encode).pipeTo(sink);
+      await ep.close();
+      const [session] = ep.sessions;
+      assert.ok(extmapId(session.offer) > 0, "the offer has the extension");
+      const id = extmapId(session.answer);
+      assert.equal(id > 0, accept, `the answer ${accept ? "accepts" : "declines"} it`);
+      assert.equal(session.frames().frames.length, 20);
+      const carried = session.packets.map((p) => p.header.extensions.find((e) => e.id === id));
+      if (accept) {
+        for (const e of carried) {
+          assert.ok(e, "the packet carries the extension");
+          assert.deepEqual([...e.payload], [0, 0, 10], "min 0, max 10 units");
+        }
+      } else {
+        // Nothing but werift's own extensions: none has the 3-byte playout-delay payload.
+        for (const p of session.packets) {
+          assert.ok(p.header.extensions.every((e) => e.payload.length !== 3), "no playout-delay payload");
+        }
+      }
+    },
+  );
+}
 
 test("whip: REMB from the receiver reaches onBitrate", opts, async () => {
   const ep = await WhipEndpoint.start();

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { EncoderError } from "../lib/errors.ts";
+import { fileReadable } from "../lib/io/file_stream.ts";
 import { encodeY4mFrame, encodeY4mHeader, parseY4mHeader, Y4mReader, Y4mWriter } from "../lib/io/y4m.ts";
 import { frameByteLength, type VideoInfo } from "../lib/types.ts";
 import { chunked, concat, memoryWritable, text } from "./_helpers/io_streams.ts";
@@ -130,6 +133,71 @@ test("Y4mReader handles chunk boundaries at every offset of the header and frame
   for (let size = 2; size <= 40; size++) {
     const got = await readAll(bytes, size);
     assert.deepEqual(got.frames, expected.frames, `chunk size ${size}`);
+  }
+});
+
+/** A byte stream over `bytes` that fills at most `size` bytes per pull, recording each pull's buffer size. */
+function byteStream(bytes: Uint8Array, size: number, buffers: number[] = []): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 1 << 20,
+    pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view as Uint8Array;
+      buffers.push(view.buffer.byteLength);
+      if (at >= bytes.length) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const n = Math.min(size, view.byteLength, bytes.length - at);
+      view.set(bytes.subarray(at, at + n));
+      at += n;
+      request.respond(n);
+    },
+  }, { highWaterMark: 0 }) as ReadableStream<Uint8Array>;
+}
+
+test("Y4mReader reads a byte stream into each frame's own buffer: the same frames whatever each read gives", async () => {
+  // Frames larger than the 4 KiB buffer lines are read through, so part of each is always read directly.
+  const frameSize = 64 * 48 * 3 / 2;
+  const bytes = y4m("YUV4MPEG2 W64 H48 F30:1 C420 XA=1", frameSize, 4, "FRAME Ip\n");
+  const expected = await readAll(bytes, bytes.length);
+  for (const size of [1, 7, 11, 1000, 4095, 4096, 4097, frameSize, frameSize + 9, bytes.length]) {
+    const buffers: number[] = [];
+    const reader = await Y4mReader.open(byteStream(bytes, size, buffers));
+    const frames = [];
+    for await (const frame of reader.frames()) frames.push(frame);
+    assert.deepEqual(frames, expected.frames, `${size} bytes per read`);
+    for (const f of frames) assert.equal(f.data.buffer.byteLength, frameSize, "each frame owns its buffer");
+    // Read in BYOB mode: no pull got a chunk the stream allocated (1 MiB); lines go through one small
+    // buffer and frame bytes straight into the frame.
+    assert.ok(buffers.every((n) => n < 1 << 20), `${size} bytes per read: ${buffers}`);
+    assert.ok(buffers.includes(frameSize), `${size} bytes per read: a frame was read into its own buffer`);
+  }
+});
+
+test("fileReadable is a byte stream: a Y4M file is read into the frames' buffers, a default reader gets chunks", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "y4m-file-"));
+  try {
+    const frameSize = 64 * 48 * 3 / 2;
+    const bytes = y4m("YUV4MPEG2 W64 H48 F30:1 C420jpeg", frameSize, 5);
+    const path = join(dir, "clip.y4m");
+    writeFileSync(path, bytes);
+    const reader = await Y4mReader.open(await fileReadable(path));
+    const frames = [];
+    for await (const frame of reader.frames()) frames.push(frame);
+    assert.deepEqual(frames, (await readAll(bytes, 1000)).frames);
+    for (const f of frames) assert.equal(f.data.buffer.byteLength, frameSize);
+    // A default reader still gets the file in chunks of the chunk size.
+    const plain = (await fileReadable(path, 4096)).getReader();
+    const chunks: Uint8Array[] = [];
+    for (let r = await plain.read(); !r.done; r = await plain.read()) chunks.push(r.value);
+    assert.deepEqual(concat(...chunks), bytes);
+    assert.ok(chunks.slice(0, -1).every((c) => c.byteLength === 4096));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

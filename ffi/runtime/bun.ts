@@ -1,4 +1,5 @@
 /** FFI runtime adapter for Bun (`bun:ffi`). @module */
+import { refuseNonblocking } from "./types.ts";
 import type {
   BoundSymbols,
   FfiRuntime,
@@ -54,7 +55,9 @@ function bind(raw: (...args: unknown[]) => unknown, fn: NativeFunction): (...arg
 /** Bun's implementation of {@linkcode FfiRuntime}. */
 export const bunRuntime: FfiRuntime = {
   name: "bun",
+  nonblockingCalls: false,
   open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S> {
+    refuseNonblocking(table);
     const defs: Record<string, { args: string[]; returns: string }> = {};
     for (const [name, fn] of Object.entries(table)) {
       defs[name] = { args: fn.parameters.map((t) => bunTypes[t]), returns: bunTypes[fn.result] };

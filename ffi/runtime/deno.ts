@@ -9,6 +9,7 @@ function toDeno(fn: NativeFunction): Deno.ForeignFunction {
     parameters: fn.parameters as Deno.NativeType[],
     result: fn.result as Deno.NativeResultType,
     optional: fn.optional,
+    nonblocking: fn.nonblocking,
   };
 }
 
@@ -25,18 +26,22 @@ function bind(raw: (...args: unknown[]) => unknown, fn: NativeFunction): (...arg
   const pointerArgs = fn.parameters.flatMap((t, i) => (t === "pointer" ? [i] : []));
   const result = fn.result;
   const convertArgs = pointerArgs.length > 0;
-  return (...args: unknown[]) => {
-    if (convertArgs) { for (const i of pointerArgs) args[i] = toPointer(args[i] as bigint); }
-    const value = raw(...args);
+  const convert = (value: unknown) => {
     if (result === "pointer") return fromPointer(value as DenoPointer);
     if (result === "u64" || result === "i64" || result === "usize") return BigInt(value as number | bigint);
     return value;
+  };
+  return (...args: unknown[]) => {
+    if (convertArgs) { for (const i of pointerArgs) args[i] = toPointer(args[i] as bigint); }
+    const value = raw(...args);
+    return fn.nonblocking ? (value as Promise<unknown>).then(convert) : convert(value);
   };
 }
 
 /** Deno's implementation of {@linkcode FfiRuntime}. */
 export const denoRuntime: FfiRuntime = {
   name: "deno",
+  nonblockingCalls: true,
   open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S> {
     const defs: Record<string, Deno.ForeignFunction> = {};
     for (const [name, fn] of Object.entries(table)) defs[name] = toDeno(fn);

@@ -7,6 +7,7 @@
 import koffi from "koffi";
 import { availableParallelism } from "node:os";
 import { startNodeThread } from "./node_thread.ts";
+import { refuseNonblocking } from "./types.ts";
 import type {
   BoundSymbols,
   FfiRuntime,
@@ -51,7 +52,9 @@ function message(e: unknown): string {
 /** Node's implementation of {@linkcode FfiRuntime}. */
 export const nodeRuntime: FfiRuntime = {
   name: "node",
+  nonblockingCalls: false,
   open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S> {
+    refuseNonblocking(table);
     let lib: ReturnType<typeof koffi.load>;
     try {
       lib = koffi.load(path);

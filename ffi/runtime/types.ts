@@ -27,6 +27,12 @@ export interface NativeFunction {
   readonly result: NativeType;
   /** A symbol only some library versions have. */
   readonly optional?: boolean;
+  /**
+   * Deno only: the call runs on one of Deno's blocking-call threads and returns a Promise of its result,
+   * so that a call that blocks (SVT-AV1's `send_picture` while its input pool is full) does not hold the
+   * caller's thread. Only tables opened where {@linkcode FfiRuntime.nonblockingCalls} is true may have it.
+   */
+  readonly nonblocking?: boolean;
 }
 
 /** A library's symbol table. */
@@ -47,7 +53,9 @@ type JsArgs<P extends readonly NativeType[]> = {
 
 /** The callable functions of an opened library, typed from its table. */
 export type BoundSymbols<S extends SymbolTable> = {
-  [K in keyof S]: (...args: JsArgs<S[K]["parameters"]>) => JsResult<S[K]["result"]>;
+  [K in keyof S]: (
+    ...args: JsArgs<S[K]["parameters"]>
+  ) => S[K] extends { nonblocking: true } ? Promise<JsResult<S[K]["result"]>> : JsResult<S[K]["result"]>;
 };
 
 /** An opened shared library. */
@@ -76,6 +84,8 @@ export interface NativeThread {
 /** What the project needs of a runtime's FFI. */
 export interface FfiRuntime {
   readonly name: "deno" | "bun" | "node";
+  /** Whether symbols may be `nonblocking` (Deno's FFI runs them on its own threads; Bun's and koffi's do not). */
+  readonly nonblockingCalls: boolean;
   /** dlopen `path` and bind the symbols of `table` (missing optional symbols are left out). */
   open<S extends SymbolTable>(path: string, table: S): NativeLibrary<S>;
   /** Address of a typed array's first byte; the caller keeps the array alive while native code uses it. */
@@ -95,4 +105,14 @@ export interface FfiRuntime {
   unrefTimer(timer: unknown): void;
   /** Cores this process may run on: the default size of the encoder thread pool. */
   cpuCount(): number;
+}
+
+/** Throws where a table has `nonblocking` symbols and the runtime cannot make such calls. */
+export function refuseNonblocking(table: SymbolTable): void {
+  const names = Object.entries(table).filter(([, fn]) => fn.nonblocking).map(([n]) => n);
+  if (names.length > 0) {
+    throw new Error(
+      `Nonblocking FFI calls (${names.join(", ")}) need Deno; this runtime runs blocking calls on a thread`,
+    );
+  }
 }

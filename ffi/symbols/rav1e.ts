@@ -52,6 +52,16 @@ export const rav1eSymbols = {
   rav1e_status_to_str: { parameters: ["i32"], result: "pointer" },
 } as const satisfies SymbolTable;
 
+/**
+ * The calls that take long, as Deno's nonblocking calls (each returns a Promise), for an encoder whose
+ * calls run on the caller's thread (`host: "caller"`): `receive_packet` does the encoding work, and
+ * `context_unref` waits for the encoder's own threads.
+ */
+export const rav1eBlockingSymbols = {
+  rav1e_receive_packet: { ...rav1eSymbols.rav1e_receive_packet, nonblocking: true },
+  rav1e_context_unref: { ...rav1eSymbols.rav1e_context_unref, nonblocking: true },
+} as const satisfies SymbolTable;
+
 /** Just enough to read the version of a library before using it. */
 export const rav1eVersionSymbols = {
   rav1e_version_full: rav1eSymbols.rav1e_version_full,

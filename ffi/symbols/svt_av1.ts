@@ -44,6 +44,20 @@ export const svtAv1Symbols3 = {
   svt_av1_enc_init_handle: { parameters: ["buffer", "buffer"], result: "u32" },
 } as const satisfies SymbolTable;
 
+/**
+ * The calls that block, as Deno's nonblocking calls (each returns a Promise), for an encoder whose calls
+ * run on the caller's thread (`host: "caller"`): `send_picture` waits while the input pool is full,
+ * `get_packet` with `pic_send_done` = 1 until a packet exists (and under low delay on 2.x and later even
+ * with 0), `init` allocates every buffer and starts the library's threads, `deinit` joins them. The same
+ * in every version.
+ */
+export const svtAv1BlockingSymbols = {
+  svt_av1_enc_send_picture: { ...common.svt_av1_enc_send_picture, nonblocking: true },
+  svt_av1_enc_get_packet: { ...common.svt_av1_enc_get_packet, nonblocking: true },
+  svt_av1_enc_init: { ...common.svt_av1_enc_init, nonblocking: true },
+  svt_av1_enc_deinit: { ...common.svt_av1_enc_deinit, nonblocking: true },
+} as const satisfies SymbolTable;
+
 /** Just enough to read the version of a library before choosing its table. */
 export const svtAv1VersionSymbols = {
   svt_av1_get_version: common.svt_av1_get_version,

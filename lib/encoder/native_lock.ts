@@ -10,33 +10,43 @@
  */
 
 let lock: Int32Array | undefined;
-/** How deep this thread is in withNativeLock: the lock is re-entrant within a thread. */
-let depth = 0;
 
 /** Sets the lock this thread shares with the other encoder threads of its pool. */
 export function setNativeLock(buffer: SharedArrayBuffer): void {
   lock = new Int32Array(buffer);
 }
 
-/** Runs `fn` holding the pool's lock (just runs it on a thread that was given none). */
-export function withNativeLock<T>(fn: () => T): T {
+/**
+ * Runs `fn` holding the pool's lock until the promise it returns settles (just runs it on a thread that
+ * was given none). Not re-entrant: `fn` must not take the lock again. On an encoder thread (`block`
+ * true) a thread that finds the lock held sleeps until the holder lets go; on the caller's thread
+ * (encoders with `host: "caller"`, several of which share it) it waits without blocking the event loop.
+ */
+export async function withNativeLock<T>(fn: () => T | Promise<T>, block = true): Promise<T> {
   const l = lock;
-  if (!l || depth > 0) {
-    depth++;
-    try {
-      return fn();
-    } finally {
-      depth--;
-    }
+  if (!l) return await fn();
+  // 0 free, 1 held.
+  while (Atomics.compareExchange(l, 0, 0, 1) !== 0) {
+    if (block) Atomics.wait(l, 0, 1, 1000);
+    else await waitUnblocked(l);
   }
-  // 0 free, 1 held. A thread that finds it held sleeps until the holder lets go.
-  while (Atomics.compareExchange(l, 0, 0, 1) !== 0) Atomics.wait(l, 0, 1, 1000);
-  depth = 1;
   try {
-    return fn();
+    return await fn();
   } finally {
-    depth = 0;
     Atomics.store(l, 0, 0);
-    Atomics.notify(l, 0, 1);
+    Atomics.notify(l, 0);
   }
+}
+
+type WaitAsync = (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: unknown };
+
+/** Waits until the lock's word may have changed, without blocking the thread. */
+async function waitUnblocked(l: Int32Array): Promise<void> {
+  const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+  if (waitAsync) {
+    const r = waitAsync(l, 0, 1, 50);
+    if (r.async) await r.value;
+    return;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1));
 }

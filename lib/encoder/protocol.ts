@@ -40,7 +40,15 @@ export interface WorkerPacket {
 
 /** Worker → caller. */
 export type FromWorker =
-  | { t: "ready"; sequenceHeader: Uint8Array; version: string }
+  | {
+    t: "ready";
+    sequenceHeader: Uint8Array;
+    version: string;
+    /** Milliseconds in the library's own set-up calls (SVT-AV1 init_handle to init; rav1e config to context). */
+    nativeMs: number;
+    /** Milliseconds on the thread from the `init` message to this reply (library loading included). */
+    threadMs: number;
+  }
   | { t: "accepted"; id: number }
   | { t: "packets"; packets: WorkerPacket[] }
   | { t: "flushed" }
@@ -48,19 +56,28 @@ export type FromWorker =
   | { t: "unblocked" }
   | { t: "error"; code: EncoderErrorCode; message: string };
 
-/** What a backend does inside its worker. Calls may block: they run on the worker's own thread. */
+/**
+ * What a backend does inside its worker. Calls may block: they run on the worker's own thread (or, with
+ * `host: "caller"`, are Deno's nonblocking calls); each may return a promise, which the thread awaits
+ * before it handles the next message.
+ */
 export interface WorkerBackend {
   /** Opens the library and creates the encoder; returns the sequence header and library version. */
-  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string }>;
+  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string; nativeMs: number }>;
   /**
    * Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. `qp` is
    * the frame's quantizer where the backend takes one per frame.
    */
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number): void;
+  send(
+    data: Uint8Array,
+    keyFrame: boolean,
+    emit: (p: WorkerPacket) => void,
+    qp?: number,
+  ): void | Promise<void>;
   /** Collects packets that are ready without blocking. */
-  poll(emit: (p: WorkerPacket) => void): void;
+  poll(emit: (p: WorkerPacket) => void): void | Promise<void>;
   /** Signals end of stream and blocks until every packet is out. */
-  finish(emit: (p: WorkerPacket) => void): void;
+  finish(emit: (p: WorkerPacket) => void): void | Promise<void>;
   /** Frees the native encoder. */
-  close(): void;
+  close(): void | Promise<void>;
 }

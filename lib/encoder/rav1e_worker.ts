@@ -15,10 +15,17 @@ import {
 import { openRav1e, type Rav1eLocation } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "../../ffi/runtime/types.ts";
-import type { rav1eSymbols } from "../../ffi/symbols/rav1e.ts";
+import { rav1eBlockingSymbols, type rav1eSymbols } from "../../ffi/symbols/rav1e.ts";
 import { EncoderError } from "../errors.ts";
 import { keptLibrary } from "./kept_libraries.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
+import type { BackendOptions } from "./svt_av1_worker.ts";
+
+/** The calls that take long: the library's own on an encoder thread, nonblocking on the caller's. */
+interface BlockingCalls {
+  rav1e_receive_packet(ctx: bigint, out: Uint8Array): number | Promise<number>;
+  rav1e_context_unref(ctx: bigint): void | Promise<void>;
+}
 
 /** What the caller's side sends to set the encoder up. Every value was checked there. */
 export interface Rav1eWorkerConfig {
@@ -56,6 +63,12 @@ export class Rav1eBackend implements WorkerBackend {
   #outView = new DataView(this.#out.buffer);
   #flushing = false;
   #done = false;
+  #caller: boolean;
+  #blocking!: BlockingCalls;
+
+  constructor(options: BackendOptions = {}) {
+    this.#caller = options.caller === true;
+  }
 
   #settings(): string {
     const c = this.#cfg;
@@ -79,7 +92,14 @@ export class Rav1eBackend implements WorkerBackend {
       `rav1e:${cfg.location.path}`,
       () => openRav1e(this.#rt, cfg.location),
     );
+    this.#blocking = this.#caller
+      ? keptLibrary(
+        `rav1e-blocking:${cfg.location.path}`,
+        () => this.#rt.open(cfg.location.path, rav1eBlockingSymbols),
+      ).symbols
+      : lib.symbols;
     const s = lib.symbols;
+    const started = performance.now();
     const config = s.rav1e_config_default();
     if (config === 0n) {
       throw new EncoderError("NATIVE_ERROR", "rav1e_config_default returned NULL", { library: "rav1e" });
@@ -143,7 +163,8 @@ export class Rav1eBackend implements WorkerBackend {
       // The context keeps its own copy of the configuration.
       s.rav1e_config_unref(config);
     }
-    return { sequenceHeader: this.#sequenceHeaderObu(), version: cfg.location.version.text };
+    const sequenceHeader = this.#sequenceHeaderObu();
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs: performance.now() - started };
   }
 
   /** The sequence header OBU: rav1e gives an av1C box body, whose 4 leading bytes precede the OBU. */
@@ -167,7 +188,7 @@ export class Rav1eBackend implements WorkerBackend {
     });
   }
 
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void) {
+  async send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void) {
     const s = this.#lib!.symbols;
     const frame = s.rav1e_frame_new(this.#ctx);
     if (frame === 0n) {
@@ -194,15 +215,15 @@ export class Rav1eBackend implements WorkerBackend {
     }
     if (status !== RaStatus.success) this.#fail("send_frame", status);
     // Encode until rav1e asks for the next frame, so that the caller's encode() resolves only then.
-    this.#receiveUntil(RaStatus.needMoreData, emit);
+    await this.#receiveUntil(RaStatus.needMoreData, emit);
   }
 
   /** Calls receive_packet until it returns `until`, emitting packets and looping on ENCODED. */
-  #receiveUntil(until: number, emit: (p: WorkerPacket) => void) {
+  async #receiveUntil(until: number, emit: (p: WorkerPacket) => void) {
     const s = this.#lib!.symbols;
     const rt = this.#rt;
     while (true) {
-      const status = s.rav1e_receive_packet(this.#ctx, this.#out);
+      const status = await this.#blocking.rav1e_receive_packet(this.#ctx, this.#out);
       if (status === until) return;
       if (status === RaStatus.encoded) continue;
       if (status !== RaStatus.success) this.#fail("receive_packet", status);
@@ -223,7 +244,7 @@ export class Rav1eBackend implements WorkerBackend {
   /** Nothing to collect between frames: rav1e only works inside receive_packet, which send() drives. */
   poll(_emit: (p: WorkerPacket) => void) {}
 
-  finish(emit: (p: WorkerPacket) => void) {
+  async finish(emit: (p: WorkerPacket) => void) {
     if (this.#done) return;
     const s = this.#lib!.symbols;
     if (!this.#flushing) {
@@ -231,12 +252,12 @@ export class Rav1eBackend implements WorkerBackend {
       if (status !== RaStatus.success) this.#fail("send_frame(NULL)", status);
       this.#flushing = true;
     }
-    this.#receiveUntil(RaStatus.limitReached, emit);
+    await this.#receiveUntil(RaStatus.limitReached, emit);
     this.#done = true;
   }
 
-  close() {
-    if (this.#ctx !== 0n) this.#lib!.symbols.rav1e_context_unref(this.#ctx);
+  async close() {
+    if (this.#ctx !== 0n) await this.#blocking.rav1e_context_unref(this.#ctx);
     this.#ctx = 0n;
     // The library stays open for the thread's next encoder.
     this.#lib = undefined;

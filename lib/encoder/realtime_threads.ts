@@ -68,17 +68,23 @@ export interface SchedulingFix {
 }
 
 /**
- * Moves threads created since `before` to SCHED_BATCH nice 10 and resets other real-time threads to
- * SCHED_OTHER. Does nothing unless the process runs as root (only then does SVT-AV1 go real-time).
+ * Moves threads created since `before` to SCHED_BATCH nice 10 (unless `batch` is false: they then keep
+ * the normal policy they were created with) and resets any real-time thread to SCHED_OTHER. Does nothing
+ * unless the process runs as root (only then does SVT-AV1 go real-time).
  */
-export function demoteRealtimeThreads(rt: FfiRuntime, before: Set<number>): SchedulingFix {
+export function demoteRealtimeThreads(
+  rt: FfiRuntime,
+  before: Set<number>,
+  options: { batch?: boolean } = {},
+): SchedulingFix {
+  const batch = options.batch ?? true;
   const fix = { batched: 0, reset: 0 };
   const c = libc(rt);
   if (!c || c.symbols.geteuid() !== 0) return fix;
   const param = new Uint8Array(8); // struct sched_param { int sched_priority; } = 0
   for (const tid of threadIds()) {
     const policy = c.symbols.sched_getscheduler(tid);
-    if (!before.has(tid)) {
+    if (!before.has(tid) && batch) {
       if (c.symbols.sched_setscheduler(tid, SchedPolicy.batch, param) === 0) fix.batched++;
       c.symbols.setpriority(PRIO_PROCESS, tid, 10);
     } else if (policy === SchedPolicy.fifo || policy === SchedPolicy.rr) {

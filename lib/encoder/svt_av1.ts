@@ -56,12 +56,16 @@ export interface SvtAv1Config extends CommonConfig, HostOptions {
    */
   logLevel?: "fatal" | "error" | "warn" | "info" | "debug";
   /**
-   * Scheduling of SVT-AV1's threads when the process runs as root, where the library makes them real-time
-   * (SCHED_FIFO 99). "batch" (default) moves them to SCHED_BATCH at nice 10 so that the event loop stays
-   * responsive; "realtime" leaves them as the library set them: faster on a machine busy with other work,
-   * like SvtAv1EncApp run as root, but the event loop then stalls for hundreds of milliseconds at a time.
+   * Scheduling of SVT-AV1's threads when the process runs as root, where the library would make them
+   * real-time (SCHED_FIFO 99). "batch" (default) runs them at SCHED_BATCH, nice 10, so that the event loop
+   * stays responsive while they encode; "normal" runs them like any other thread (SCHED_OTHER at the
+   * process's nice value), as SvtAv1EncApp's run for a user who is not root: the command line's default,
+   * where nothing else shares the process; "realtime" leaves them as the library set them: faster on a
+   * machine busy with other work, like SvtAv1EncApp run as root, but the event loop then stalls for
+   * hundreds of milliseconds at a time. Not root, the library never goes real-time and "batch" alone
+   * changes anything.
    */
-  threadPriority?: "batch" | "realtime";
+  threadPriority?: "batch" | "normal" | "realtime";
   /** Use exactly this libSvtAv1Enc file (overrides SVTAV1_LIB_PATH). */
   libraryPath?: string;
 }
@@ -131,11 +135,11 @@ export function svtAv1Params(config: SvtAv1Config, keyPictureNeedsFlag: boolean)
   }
   if (
     config.threadPriority !== undefined && config.threadPriority !== "batch"
-    && config.threadPriority !== "realtime"
+    && config.threadPriority !== "normal" && config.threadPriority !== "realtime"
   ) {
     throw new EncoderError(
       "INVALID_CONFIG",
-      `threadPriority must be "batch" or "realtime", got ${config.threadPriority}`,
+      `threadPriority must be "batch", "normal" or "realtime", got ${config.threadPriority}`,
       {
         library: "svt-av1",
       },
@@ -281,6 +285,7 @@ export class SvtAv1Encoder extends WorkerEncoder {
         ? { level: SVT_LOG_LEVELS.error, override: false }
         : { level: SVT_LOG_LEVELS[config.logLevel], override: true },
       keepRealtime: config.threadPriority === "realtime",
+      normalPriority: config.threadPriority === "normal",
       restartForKeyFrames: needs && !force,
       perFrameQp: config.perFrameQp ? config.qp : undefined,
     };

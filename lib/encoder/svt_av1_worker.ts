@@ -1,13 +1,21 @@
 /**
- * Worker entry that owns one SVT-AV1 encoder. `send_picture` blocks while SVT's input pool is full and
- * `get_packet(…, 1)` blocks until a packet exists, so both run here, never on the caller's thread. The
- * order of calls mirrors SvtAv1EncApp: send a picture, then collect ready packets without blocking.
+ * The SVT-AV1 backend of an encoder thread. `send_picture` blocks while SVT's input pool is full and
+ * `get_packet(…, 1)` blocks until a packet exists, so both run on a pooled encoder thread, never on the
+ * caller's; or, for an encoder with `host: "caller"` (Deno), on the caller's thread as Deno's
+ * nonblocking calls, which run on its blocking-call threads. The order of calls mirrors SvtAv1EncApp:
+ * send a picture, then collect ready packets without blocking.
  * @module
  */
 import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
+import {
+  svtAv1BlockingSymbols,
+  SvtBufferFlag,
+  SvtColorFormat,
+  SvtPictureType,
+  SvtStatus,
+} from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
 import { keptLibrary } from "./kept_libraries.ts";
 import { withNativeLock } from "./native_lock.ts";
@@ -28,6 +36,8 @@ export interface SvtAv1WorkerConfig {
   logLevel?: { level: number; override: boolean };
   /** Leave SVT-AV1's real-time threads alone (fastest on a contended machine, but stalls the event loop). */
   keepRealtime?: boolean;
+  /** Leaves the library's threads at normal priority instead of SCHED_BATCH (threadPriority "normal"). */
+  normalPriority?: boolean;
   /**
    * Where this SVT-AV1 cannot force a key frame with these settings (1.4-1.7 with low delay or a
    * bitrate), a key frame is made by ending the session and starting a new one with the same settings:
@@ -47,10 +57,31 @@ function setLogLevel(rt: FfiRuntime, level: number, override: boolean) {
   libc(rt)?.symbols.setenv(cstr("SVT_LOG"), cstr(String(level)), override ? 1 : 0);
 }
 
+/** The calls that block: the library's own where they may block (an encoder thread), else nonblocking. */
+interface BlockingCalls {
+  svt_av1_enc_send_picture(handle: bigint, header: Uint8Array): number | Promise<number>;
+  svt_av1_enc_get_packet(handle: bigint, out: Uint8Array, done: number): number | Promise<number>;
+  svt_av1_enc_init(handle: bigint): number | Promise<number>;
+  svt_av1_enc_deinit(handle: bigint): number | Promise<number>;
+}
+
+/** How a backend makes its calls. */
+export interface BackendOptions {
+  /**
+   * The backend runs on the caller's thread (`host: "caller"`): its blocking calls are Deno's
+   * nonblocking calls, and it waits for the pool's lock without blocking.
+   */
+  caller?: boolean;
+}
+
 /** SVT-AV1 on an encoder thread: one encoder from `init()` to `close()`. */
 export class SvtAv1Backend implements WorkerBackend {
   #rt!: FfiRuntime;
   #lib!: ReturnType<typeof openSvtAv1>["lib"];
+  #caller: boolean;
+  #blocking!: BlockingCalls;
+  /** The frame of a send_picture in progress: referenced until the call returns. */
+  #sending: Uint8Array | undefined;
   #cfg!: SvtAv1WorkerConfig;
   #handle = 0n;
   #config!: Uint8Array; // EbSvtAv1EncConfiguration, kept alive with the handle
@@ -68,6 +99,10 @@ export class SvtAv1Backend implements WorkerBackend {
   #initialized = false;
   #opened!: ReturnType<typeof openSvtAv1>;
 
+  constructor(options: BackendOptions = {}) {
+    this.#caller = options.caller === true;
+  }
+
   #check(status: number, what: string) {
     if (status !== SvtStatus.ok) {
       throw new EncoderError("NATIVE_ERROR", `SVT-AV1 ${what} failed with status ${hex(status)}`, {
@@ -83,7 +118,14 @@ export class SvtAv1Backend implements WorkerBackend {
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
     this.#opened = keptLibrary(`svt-av1:${cfg.location.path}`, () => openSvtAv1(this.#rt, cfg.location));
     this.#lib = this.#opened.lib;
-    this.#start();
+    this.#blocking = this.#caller
+      ? keptLibrary(
+        `svt-av1-blocking:${cfg.location.path}`,
+        () => this.#rt.open(cfg.location.path, svtAv1BlockingSymbols),
+      ).symbols
+      : this.#lib.symbols;
+    const started = performance.now();
+    await this.#start();
     const s = this.#lib.symbols;
     const layout = cfg.location.layout;
     const headerOut = new Uint8Array(8);
@@ -93,20 +135,21 @@ export class SvtAv1Backend implements WorkerBackend {
     const len = this.#rt.readU32(hdr, bh.nFilledLen);
     const sequenceHeader = this.#rt.copyOut(this.#rt.readU64(hdr, bh.pBuffer), 0, len);
     s.svt_av1_enc_stream_header_release(hdr);
+    const nativeMs = performance.now() - started;
 
     this.#prepareInput();
-    return { sequenceHeader, version: cfg.location.version.text };
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs };
   }
 
   /**
    * Creates and initialises the native encoder with the configured parameters, holding the pool's lock:
    * SVT-AV1 must not set one encoder up while it tears another down (see native_lock.ts).
    */
-  #start() {
-    withNativeLock(() => this.#startLocked());
+  #start(): Promise<void> {
+    return withNativeLock(() => this.#startLocked(), !this.#caller);
   }
 
-  #startLocked() {
+  async #startLocked() {
     const cfg = this.#cfg;
     const opened = this.#opened;
     const s = this.#lib.symbols;
@@ -132,7 +175,7 @@ export class SvtAv1Backend implements WorkerBackend {
         const known = ["0", "1", "-1"].some((v) =>
           s.svt_av1_enc_parse_parameter(new Uint8Array(layout.configBytes), cstr(key), cstr(v)) === 0
         );
-        this.#release();
+        this.#releaseHandle();
         throw known
           ? new EncoderError("INVALID_CONFIG", `SVT-AV1 rejected ${key}=${value}: check the value's range`, {
             library: "svt-av1",
@@ -144,13 +187,13 @@ export class SvtAv1Backend implements WorkerBackend {
           );
       }
       if (st !== SvtStatus.ok) {
-        this.#release();
+        this.#releaseHandle();
         this.#check(st, `parse_parameter(${key}=${value})`);
       }
     }
     const set = s.svt_av1_enc_set_parameter(this.#handle, this.#config);
     if (set !== SvtStatus.ok) {
-      this.#release();
+      this.#releaseHandle();
       throw new EncoderError(
         "INVALID_CONFIG",
         `SVT-AV1 rejected the configuration (status ${hex(set)}); its reason is printed on stderr. `
@@ -158,9 +201,15 @@ export class SvtAv1Backend implements WorkerBackend {
         { library: "svt-av1" },
       );
     }
-    const init = guard(() => s.svt_av1_enc_init(this.#handle));
+    // On the caller's thread the library's set-up (which allocates every buffer and starts its threads)
+    // is a nonblocking call, unless the process runs as root: the effective user id that keeps SVT-AV1
+    // from making its threads real-time is set per thread, and only this thread's can be set; as root
+    // the set-up then holds this thread for its length.
+    const init = this.#caller && (cfg.keepRealtime || libc(this.#rt)?.symbols.geteuid() !== 0)
+      ? await this.#blocking.svt_av1_enc_init(this.#handle)
+      : guard(() => s.svt_av1_enc_init(this.#handle));
     if (init !== SvtStatus.ok) {
-      this.#release();
+      this.#releaseHandle();
       this.#check(init, "init");
     }
     this.#initialized = true;
@@ -168,7 +217,7 @@ export class SvtAv1Backend implements WorkerBackend {
     this.#receivedPackets = 0;
     this.#eosSent = false;
     this.#eosSeen = false;
-    if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before);
+    if (!cfg.keepRealtime) demoteRealtimeThreads(this.#rt, before, { batch: !cfg.normalPriority });
   }
 
   /** Builds the reusable input header and picture descriptor. */
@@ -195,18 +244,18 @@ export class SvtAv1Backend implements WorkerBackend {
     this.#inView.setUint32(0, bh.size, true);
   }
 
-  send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number) {
+  async send(data: Uint8Array, keyFrame: boolean, emit: (p: WorkerPacket) => void, qp?: number) {
     if (keyFrame && this.#cfg.restartForKeyFrames && this.#sentPictures > 0) {
       // Finish this session (its packets come out first, in order) and start another: its first
       // picture is a key frame with the same sequence header.
-      this.finish(emit);
-      withNativeLock(() => {
-        this.#lib.symbols.svt_av1_enc_deinit(this.#handle);
+      await this.finish(emit);
+      await withNativeLock(async () => {
+        await this.#blocking.svt_av1_enc_deinit(this.#handle);
         this.#lib.symbols.svt_av1_enc_deinit_handle(this.#handle);
-      });
+      }, !this.#caller);
       this.#handle = 0n;
       this.#initialized = false;
-      this.#start();
+      await this.#start();
       keyFrame = false;
     }
     const { layout } = this.#cfg.location;
@@ -232,14 +281,28 @@ export class SvtAv1Backend implements WorkerBackend {
     if (this.#cfg.perFrameQp !== undefined) v.setUint32(bh.qp, qp ?? this.#cfg.perFrameQp, true);
     // Blocks while SVT's input pool is full; SVT copies the planes before it returns, so `data` and the
     // descriptors only need to live through the call (they are referenced here until then).
-    this.#check(this.#lib.symbols.svt_av1_enc_send_picture(this.#handle, this.#inHeader), "send_picture");
+    this.#sending = data;
+    try {
+      this.#check(
+        await this.#blocking.svt_av1_enc_send_picture(this.#handle, this.#inHeader),
+        "send_picture",
+      );
+    } finally {
+      this.#sending = undefined;
+    }
     this.#sentPictures++;
-    this.poll(emit);
+    await this.poll(emit);
   }
 
-  /** Reads one packet; returns false when the queue was empty. */
-  #receive(block: boolean, emit: (p: WorkerPacket) => void): boolean {
-    const st = this.#lib.symbols.svt_av1_enc_get_packet(this.#handle, this.#out, block ? 1 : 0);
+  /**
+   * Reads one packet; returns false when the queue was empty. `block` waits for one (`pic_send_done` 1);
+   * `mayBlock` says the call may block anyway (low delay on 2.x and later): both go through the
+   * blocking calls.
+   */
+  async #receive(block: boolean, emit: (p: WorkerPacket) => void, mayBlock = false): Promise<boolean> {
+    const st = block || mayBlock
+      ? await this.#blocking.svt_av1_enc_get_packet(this.#handle, this.#out, block ? 1 : 0)
+      : this.#lib.symbols.svt_av1_enc_get_packet(this.#handle, this.#out, 0);
     if (st === SvtStatus.noErrorEmptyQueue) return false;
     this.#check(st, "get_packet");
     const bh = this.#cfg.location.layout.bufferHeader;
@@ -263,54 +326,69 @@ export class SvtAv1Backend implements WorkerBackend {
     return this.#cfg.params.some(([k, v]) => k === "pred-struct" && v === "1");
   }
 
-  poll(emit: (p: WorkerPacket) => void) {
+  async poll(emit: (p: WorkerPacket) => void) {
     if (this.#eosSeen || this.#sentPictures === 0) return;
     if (this.#lowDelay) {
       // Under low delay SVT-AV1 2.x and later block in get_packet until a packet is ready, even with
       // pic_send_done = 0 (its header says so; 1.4 returns EmptyQueue): asking with no picture left to
       // come out never returns. So ask only for the pictures still inside, one packet each.
-      while (!this.#eosSeen && this.#receivedPackets < this.#sentPictures && this.#receive(false, emit));
+      while (
+        !this.#eosSeen && this.#receivedPackets < this.#sentPictures && await this.#receive(false, emit, true)
+      );
       return;
     }
-    while (!this.#eosSeen && this.#receive(false, emit));
+    while (!this.#eosSeen && await this.#receive(false, emit));
   }
 
-  #sendEos() {
+  async #sendEos() {
     const bh = this.#cfg.location.layout.bufferHeader;
     const eos = new Uint8Array(bh.size);
     const v = new DataView(eos.buffer);
     v.setUint32(0, bh.size, true);
     v.setUint32(bh.picType, SvtPictureType.invalid, true);
     v.setUint32(bh.flags, SvtBufferFlag.endOfStream, true);
-    this.#check(this.#lib.symbols.svt_av1_enc_send_picture(this.#handle, eos), "send_picture(EOS)");
+    this.#sending = eos;
+    try {
+      this.#check(await this.#blocking.svt_av1_enc_send_picture(this.#handle, eos), "send_picture(EOS)");
+    } finally {
+      this.#sending = undefined;
+    }
     this.#eosSent = true;
   }
 
-  finish(emit: (p: WorkerPacket) => void) {
+  async finish(emit: (p: WorkerPacket) => void) {
     if (this.#eosSeen) return;
     // SVT-AV1 1.4.1 hangs in get_packet after EOS (and in deinit) when no picture was ever sent: a stream
     // of zero frames has no packets, so skip the handshake and let close() deal with the encoder.
     if (this.#sentPictures === 0) return;
-    if (!this.#eosSent) this.#sendEos();
-    while (!this.#eosSeen) this.#receive(true, emit);
+    if (!this.#eosSent) await this.#sendEos();
+    while (!this.#eosSeen) await this.#receive(true, emit);
   }
 
-  close() {
+  async close() {
     if (this.#initialized) {
       // deinit on 1.4.1 hangs unless the encoder saw a picture and an EOS: give it a blank picture to
       // finish if it never had one, and drain what is left, dropping the packets.
       if (this.#sentPictures === 0) {
-        this.send(new Uint8Array(this.#cfg.frameBytes), false, () => {});
+        await this.send(new Uint8Array(this.#cfg.frameBytes), false, () => {});
       }
-      if (!this.#eosSeen) this.finish(() => {});
-      withNativeLock(() => this.#lib.symbols.svt_av1_enc_deinit(this.#handle));
+      if (!this.#eosSeen) await this.finish(() => {});
+      await withNativeLock(() => this.#blocking.svt_av1_enc_deinit(this.#handle), !this.#caller);
     }
-    this.#release();
+    await this.#release();
   }
 
-  #release() {
+  /** Frees the handle, holding the pool's lock. */
+  async #release() {
+    if (this.#handle !== 0n) await withNativeLock(() => this.#releaseHandle(), !this.#caller);
+    this.#handle = 0n;
+    this.#initialized = false;
+  }
+
+  /** Frees the handle; the caller holds the pool's lock. */
+  #releaseHandle() {
     const handle = this.#handle;
-    if (handle !== 0n) withNativeLock(() => this.#lib.symbols.svt_av1_enc_deinit_handle(handle));
+    if (handle !== 0n) this.#lib.symbols.svt_av1_enc_deinit_handle(handle);
     this.#handle = 0n;
     this.#initialized = false;
     // The library stays open for the thread's next encoder.

@@ -80,9 +80,12 @@ class PooledThread {
   lease: ThreadLease | undefined;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   gone = false;
+  /** The caller's own thread (`host: "caller"`): hosts one encoder and is never pooled. */
+  readonly caller: boolean;
 
-  constructor(pool: EncoderThreadPool) {
-    this.thread = startThread(entry);
+  constructor(pool: EncoderThreadPool, thread?: NativeThread) {
+    this.caller = thread !== undefined;
+    this.thread = thread ?? startThread(entry);
     this.thread.onmessage = (e: MessageEvent<FromWorker>) => this.lease?.deliver(e.data);
     this.thread.onerror = (e: ErrorEvent) => {
       e.preventDefault?.();
@@ -282,6 +285,33 @@ export class EncoderThreadPool {
     for (const lease of leases) lease.release();
   }
 
+  /**
+   * Starts threads until `count` are alive, without waiting for them to load: the next encoders take them
+   * as they are, and their `init` waits in the thread's queue until it has loaded.
+   */
+  prestart(count?: number): void {
+    const opts = this.#opts();
+    const target = Math.min(count ?? opts.threads, opts.maxThreads);
+    while (this.#all.size < target) {
+      const pooled = this.#start();
+      pooled.thread.unref();
+      this.#idle.push(pooled);
+    }
+  }
+
+  /**
+   * A lease on the caller's own thread for one encoder (`host: "caller"`, Deno only): its native calls
+   * that block are Deno's nonblocking calls, watched for stalls like a pooled thread's.
+   */
+  async acquireCaller(): Promise<ThreadLease> {
+    const { CallerThread } = await import("./caller_thread.ts");
+    const pooled = new PooledThread(this, new CallerThread());
+    this.#leases++;
+    const lease = new ThreadLease(this, pooled, this.#opts().stallTimeoutMs);
+    pooled.lease = lease;
+    return lease;
+  }
+
   #lease(pooled: PooledThread): ThreadLease {
     if (pooled.idleTimer !== undefined) clearTimeout(pooled.idleTimer);
     pooled.idleTimer = undefined;
@@ -331,6 +361,7 @@ export class EncoderThreadPool {
   /** @internal A lease gives its thread back. */
   release(pooled: PooledThread): void {
     pooled.lease = undefined;
+    if (pooled.caller) pooled.gone = true;
     if (pooled.gone) return;
     const waiter = this.#waiting.shift();
     if (waiter) {
@@ -372,6 +403,15 @@ export class EncoderThreadPool {
    */
   lose(pooled: PooledThread, error: EncoderError): void {
     if (pooled.gone) return;
+    if (pooled.caller) {
+      // Nothing to replace: a call stuck on one of Deno's blocking-call threads stays there.
+      pooled.gone = true;
+      pooled.thread.onmessage = null;
+      const lease = pooled.lease;
+      pooled.lease = undefined;
+      lease?.lost(error);
+      return;
+    }
     this.#forget(pooled);
     this.#lost++;
     const lease = pooled.lease;
@@ -423,4 +463,13 @@ export function encoderThreadStats(): EncoderThreadStats {
 export async function warmEncoderThreads(): Promise<void> {
   await ffiRuntime();
   await encoderThreads.warm();
+}
+
+/**
+ * Starts `count` encoder threads (one per core unless configured) and returns without waiting for them
+ * to load, so that they load while the caller does other start-up work; the first encoders take them.
+ */
+export async function prestartEncoderThreads(count?: number): Promise<void> {
+  await ffiRuntime();
+  encoderThreads.prestart(count);
 }

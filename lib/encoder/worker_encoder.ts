@@ -3,9 +3,18 @@
  * the packet iterator and the life cycle shared by both backends.
  * @module
  */
+import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import { findSequenceHeader } from "../av1/obu.ts";
 import { EncoderError } from "../errors.ts";
-import type { EncodeOptions, Encoder, Frame, Packet, Rational, VideoInfo } from "../types.ts";
+import type {
+  EncodeOptions,
+  Encoder,
+  EncoderSetupTimes,
+  Frame,
+  Packet,
+  Rational,
+  VideoInfo,
+} from "../types.ts";
 import type { FromWorker, ToWorker, WorkerPacket } from "./protocol.ts";
 import { encoderThreads, type ThreadLease } from "./thread_pool.ts";
 
@@ -16,6 +25,20 @@ export interface HostOptions {
    * Default 32. This is what holds a producer back when nobody reads the output.
    */
   maxQueuedPackets?: number;
+  /**
+   * Where the encoder's native calls run. `"pool"` (default): on a pooled encoder thread. `"caller"`
+   * (Deno only): on the caller's own thread, with the calls that block (SVT-AV1's `send_picture`, its
+   * `init`, the end-of-stream wait and `deinit`; rav1e's `receive_packet`, which encodes) made as Deno's
+   * nonblocking calls, which run on Deno's blocking-call threads. No second JavaScript isolate starts and
+   * no frame is copied: about 150 MB less peak RSS for the command line at 720p (bench/results.md,
+   * "Memory"). A frame's buffer is given away as with the pool (detached, and freed once the library
+   * has its copy). Costs: as root, SVT-AV1's set-up runs on the caller's thread, holding its event loop
+   * for that long (the effective user id that keeps the library's threads from real-time scheduling can
+   * only be set for this thread); and a native call that never returns is reported (`STALLED`) but keeps
+   * one of Deno's blocking-call threads. Bun and Node have no nonblocking calls: there it is an
+   * `INVALID_CONFIG` error.
+   */
+  host?: "pool" | "caller";
 }
 
 /** Encoder start-ups in this thread, one after another. */
@@ -51,10 +74,13 @@ export abstract class WorkerEncoder implements Encoder {
   readonly frameSize: number;
   #library: "svt-av1" | "rav1e";
   #lease: ThreadLease | undefined;
+  /** The native calls run on this thread (`host: "caller"`). */
+  #caller: boolean;
   #state: State = "open";
   #error: EncoderError | undefined;
   #sequenceHeader: Uint8Array = new Uint8Array(0);
   #version = "";
+  #setupTimes: EncoderSetupTimes = { totalMs: 0, threadMs: 0, libraryMs: 0 };
   #nextId = 0;
   #accepted = new Map<number, Pending>();
   /** Timestamp and duration of each frame not yet out, by input position. */
@@ -80,6 +106,13 @@ export abstract class WorkerEncoder implements Encoder {
     this.info = setup.info;
     this.frameSize = setup.frameSize;
     this.#maxQueued = Math.max(1, setup.options.maxQueuedPackets ?? 32);
+    const host = setup.options.host;
+    if (host !== undefined && host !== "pool" && host !== "caller") {
+      throw new EncoderError("INVALID_CONFIG", `host must be "pool" or "caller", got ${String(host)}`, {
+        library: setup.library,
+      });
+    }
+    this.#caller = host === "caller";
   }
 
   /**
@@ -87,7 +120,18 @@ export abstract class WorkerEncoder implements Encoder {
    * rejects with its error (the thread then goes back to the pool).
    */
   protected async start(initConfig: unknown): Promise<void> {
-    const lease = this.#lease = await encoderThreads.acquire();
+    const began = performance.now();
+    if (this.#caller && !(await ffiRuntime()).nonblockingCalls) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `host "caller" needs Deno's nonblocking FFI calls; in ${(await ffiRuntime()).name} encoders run on `
+          + "pooled threads: leave host out",
+        { library: this.#library },
+      );
+    }
+    const lease = this.#lease = this.#caller
+      ? await encoderThreads.acquireCaller()
+      : await encoderThreads.acquire();
     lease.onmessage = (msg) => this.#onMessage(msg);
     lease.onlost = (error) =>
       this.#fail(new EncoderError(error.code, error.message, { library: this.#library }));
@@ -102,6 +146,7 @@ export abstract class WorkerEncoder implements Encoder {
     startQueue = started.catch(() => {});
     try {
       await started;
+      this.#setupTimes.totalMs = performance.now() - began;
     } catch (e) {
       // Frees what the backend made before it failed and gives the thread back.
       await this.close();
@@ -111,6 +156,24 @@ export abstract class WorkerEncoder implements Encoder {
 
   get fps(): Rational {
     return this.info.fps;
+  }
+
+  /**
+   * Where the time of `create()` went, in milliseconds: `totalMs` from the call to the encoder being ready
+   * (waiting for a pooled thread and for another encoder's start-up included), `threadMs` on the encoder
+   * thread (the library opened on first use, the settings applied), and `libraryMs` in the library's own
+   * set-up calls alone (SVT-AV1 `init_handle` to `init` and the stream header, rav1e's configuration to
+   * `rav1e_context_new` and the sequence header). `totalMs - libraryMs` is what this module adds.
+   *
+   * @example
+   * ```ts
+   * import { SvtAv1Encoder } from "av1-stream";
+   * await using enc = await SvtAv1Encoder.create({ width: 64, height: 64, preset: 12 });
+   * console.log(enc.setupTimes.totalMs - enc.setupTimes.libraryMs, "ms of ours");
+   * ```
+   */
+  get setupTimes(): Readonly<EncoderSetupTimes> {
+    return this.#setupTimes;
   }
 
   /** The library version string, e.g. "v1.4.1". */
@@ -186,7 +249,15 @@ export abstract class WorkerEncoder implements Encoder {
     // The buffer is transferred to the worker when the frame owns all of it; otherwise it is copied.
     const owns = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength
       && !(typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer);
-    const payload = options.transfer !== false && owns ? data : data.slice();
+    const transfer = options.transfer !== false && owns;
+    // On the caller's thread the library reads the frame where it is: a frame given away moves into a
+    // buffer of the encoder's (detaching the caller's, as a transfer does, without a copy) and is freed
+    // as soon as the library has its own copy; a frame kept by the caller is read in place, since
+    // encode() resolves only after that.
+    const moved = this.#caller && transfer
+      ? (data.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer()
+      : undefined;
+    const payload = moved ? new Uint8Array(moved) : this.#caller ? data : transfer ? data : data.slice();
     const id = this.#nextId++;
     this.#timestamps.set(this.#framesIn, {
       timestamp: frame.timestamp ?? this.#framesIn,
@@ -199,6 +270,9 @@ export abstract class WorkerEncoder implements Encoder {
       payload.buffer as ArrayBuffer,
     ]);
     await accepted;
+    // The library has its copy: the memory goes back now, not at the next GC. (Not on failure: a call
+    // may still be reading it; the backend keeps it referenced until the call returns.)
+    (moved as (ArrayBuffer & { transfer(length: number): ArrayBuffer }) | undefined)?.transfer(0);
     // Backpressure from the output side: wait while the consumer is behind.
     while (this.#queue.length >= this.#maxQueued && !this.#stopped()) {
       await new Promise<void>((r) => this.#spaceWaiters.push(r));
@@ -282,6 +356,8 @@ export abstract class WorkerEncoder implements Encoder {
       case "ready":
         this.#sequenceHeader = msg.sequenceHeader;
         this.#version = msg.version;
+        this.#setupTimes.threadMs = msg.threadMs;
+        this.#setupTimes.libraryMs = msg.nativeMs;
         this.#readyWaiter?.resolve();
         this.#readyWaiter = undefined;
         return;

@@ -8,10 +8,21 @@ import { EncoderError } from "../errors.ts";
 import { setNativeLock } from "./native_lock.ts";
 import type { BackendName, FromWorker, ToWorker, WorkerBackend, WorkerPacket } from "./protocol.ts";
 
-interface WorkerScope {
-  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+/** Where the encoders are served: a thread's global scope, or an object standing in for one. */
+export interface WorkerScope {
+  /**
+   * `release`, where the thread gives one, frees the ring space of the message's frame bytes, which are
+   * then read in place (ffi/runtime/node_thread_scope.ts); the scope calls it itself once the promise the
+   * handler returns settles.
+   */
+  onmessage: ((e: { data: ToWorker; release?: () => void }) => unknown) | null;
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
   close(): void;
+  /**
+   * Messages are the caller's own objects, not copies or transfers (the caller's thread serving its own
+   * encoders): a frame's buffer is then the caller's to free, not this side's.
+   */
+  sharesMemory?: boolean;
 }
 
 /** How often to collect packets while the caller is not sending (the encoder works on in its threads). */
@@ -31,13 +42,22 @@ export interface ThreadServices {
   releaseMemory?: () => void;
 }
 
-/** Serves encoders, one after another, on this thread's message port. */
-export function serveEncoders(factories: BackendFactories, services: ThreadServices = {}): void {
-  const scope = globalThis as unknown as WorkerScope;
+/**
+ * Serves encoders, one after another, on this thread's message port (or on `scope`: encoders with
+ * `host: "caller"` are served on the caller's own thread, see caller_thread.ts).
+ */
+export function serveEncoders(
+  factories: BackendFactories,
+  services: ThreadServices = {},
+  scope: WorkerScope = globalThis as unknown as WorkerScope,
+): void {
   let backend: WorkerBackend | undefined;
   let batch: WorkerPacket[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let failed = false;
+  /** A message is being handled, or a timed poll is still waiting for its calls. */
+  let handling = false;
+  let polling: Promise<void> | undefined;
 
   const emit = (p: WorkerPacket) => void batch.push(p);
   const post = () => {
@@ -63,10 +83,36 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
   let chain: Promise<void> = Promise.resolve();
   scope.onmessage = (e) => {
     const msg = e.data;
-    chain = chain.then(() => handle(msg)).catch(fail);
+    chain = chain.then(async () => {
+      // A timed poll's calls may still be out (on the caller's thread they are awaited): the backend
+      // takes one call sequence at a time.
+      if (polling) await polling;
+      handling = true;
+      try {
+        await handle(msg, e.release);
+      } finally {
+        handling = false;
+      }
+    }).catch(fail);
+    return chain;
   };
 
-  async function handle(msg: ToWorker): Promise<void> {
+  /** Collects ready packets between messages; skipped while a message or an earlier poll is under way. */
+  const timedPoll = (b: WorkerBackend) => {
+    if (handling || polling || failed || backend !== b) return;
+    polling = (async () => {
+      try {
+        await b.poll(emit);
+        post();
+      } catch (e) {
+        fail(e);
+      } finally {
+        polling = undefined;
+      }
+    })();
+  };
+
+  async function handle(msg: ToWorker, release?: () => void): Promise<void> {
     if (failed && msg.t !== "close") return;
     switch (msg.t) {
       case "setup": {
@@ -74,36 +120,49 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
         return;
       }
       case "init": {
+        const started = performance.now();
         backend = factories[msg.backend]();
-        const { sequenceHeader, version } = await backend.init(msg.config);
-        scope.postMessage({ t: "ready", sequenceHeader, version }, [sequenceHeader.buffer as ArrayBuffer]);
+        const { sequenceHeader, version, nativeMs } = await backend.init(msg.config);
+        const threadMs = performance.now() - started;
+        scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs }, [
+          sequenceHeader.buffer as ArrayBuffer,
+        ]);
         return;
       }
       case "frame": {
         const b = backend!;
-        b.send(msg.data, msg.keyFrame, emit, msg.qp);
+        await b.send(msg.data, msg.keyFrame, emit, msg.qp);
+        // The library has its own copy of the frame now: its bytes' space goes back to the caller before
+        // the caller hears of it, so that its next frame goes where this one was.
+        release?.();
+        // A frame that came in a buffer of its own (transferred) is freed now rather than at this thread's
+        // next garbage collection (Bun: a few MB of peak RSS at 720p).
+        const buffer = msg.data.buffer;
+        if (!scope.sharesMemory && !(buffer instanceof SharedArrayBuffer)) {
+          (buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }).transfer?.(0);
+        }
         // Packets made while sending go out before the acceptance, so that the caller's output-side
         // backpressure already counts them when its encode() resolves.
         post();
         scope.postMessage({ t: "accepted", id: msg.id });
-        b.poll(emit);
+        await b.poll(emit);
         post();
-        timer ??= setInterval(() => {
-          try {
-            b.poll(emit);
-            post();
-          } catch (e) {
-            fail(e);
-          }
-        }, POLL_MS);
+        timer ??= setInterval(() => timedPoll(b), POLL_MS);
         return;
       }
       case "flush": {
         stopPolling();
-        backend!.finish((p) => {
+        // Hand packets over as they come so that a long drain streams instead of arriving at once: the
+        // first at once (with a short clip every packet comes out in the drain, and the first one is what
+        // a response waits for), then at most one message per poll interval or per 8 packets.
+        let postedAt = -Infinity;
+        await backend!.finish((p) => {
           emit(p);
-          // Hand packets over as they come so that a long drain streams instead of arriving at once.
-          if (batch.length >= 8) post();
+          const now = performance.now();
+          if (batch.length >= 8 || now - postedAt >= POLL_MS) {
+            post();
+            postedAt = now;
+          }
         });
         post();
         scope.postMessage({ t: "flushed" });
@@ -112,7 +171,7 @@ export function serveEncoders(factories: BackendFactories, services: ThreadServi
       case "close": {
         stopPolling();
         try {
-          backend?.close();
+          await backend?.close();
         } finally {
           // The thread is free for the next encoder.
           backend = undefined;

@@ -9,6 +9,9 @@ import { EncoderError } from "../errors.ts";
 /** Why a bounded read stopped early. */
 export type ShortRead = { kind: "eof"; got: number } | { kind: "too-long"; got: number };
 
+/** Size of the buffer a byte stream's lines are read through. */
+const SCRATCH_BYTES = 4096;
+
 /**
  * A pull reader over a byte stream: the Y4M and IVF readers build on it.
  *
@@ -22,7 +25,13 @@ export type ShortRead = { kind: "eof"; got: number } | { kind: "too-long"; got: 
  * ```
  */
 export class ByteStreamReader {
-  #reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null;
+  /**
+   * Set when the stream is a byte stream: lines are read through a small buffer reused for every read,
+   * and `readExactly` has the stream fill the caller's buffer itself, so no chunk is allocated per read.
+   */
+  #byob: ReadableStreamBYOBReader | null = null;
+  #scratch: ArrayBuffer | null = null;
   #chunk: Uint8Array = new Uint8Array(0);
   #pos = 0;
   #done = false;
@@ -30,7 +39,25 @@ export class ByteStreamReader {
   #offset = 0;
 
   constructor(readable: ReadableStream<Uint8Array>) {
-    this.#reader = readable.getReader();
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = (readable as ReadableStream<Uint8Array<ArrayBuffer>>).getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: chunks as the stream makes them.
+    }
+    this.#byob = byob;
+    this.#reader = byob ?? readable.getReader();
+  }
+
+  /** One read into `view` (BYOB mode); the bytes come back in a view over the same memory, or null at the end. */
+  async #readInto(view: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer> | null> {
+    const { value, done } = await this.#byob!.read(view);
+    if (done) {
+      this.#done = true;
+      this.#release();
+      return null;
+    }
+    return value as Uint8Array<ArrayBuffer>;
   }
 
   /** Bytes handed out so far. */
@@ -42,7 +69,16 @@ export class ByteStreamReader {
   async #fill(): Promise<boolean> {
     while (this.#pos >= this.#chunk.length) {
       if (this.#done || !this.#reader) return false;
-      const { value, done } = await this.#reader.read();
+      if (this.#byob) {
+        // The chunk's bytes are always copied out before the next read, so one buffer serves every read.
+        const got = await this.#readInto(new Uint8Array(this.#scratch ?? new ArrayBuffer(SCRATCH_BYTES)));
+        if (!got) return false;
+        this.#scratch = got.buffer;
+        this.#chunk = got;
+        this.#pos = 0;
+        continue;
+      }
+      const { value, done } = await (this.#reader as ReadableStreamDefaultReader<Uint8Array>).read();
       if (done) {
         this.#done = true;
         this.#release();
@@ -98,9 +134,19 @@ export class ByteStreamReader {
    * {@linkcode ShortRead} with how many bytes there were if the stream ends first.
    */
   async readExactly(n: number): Promise<Uint8Array<ArrayBuffer> | ShortRead> {
-    const out = new Uint8Array(n);
+    let out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
+      if (this.#byob && this.#pos >= this.#chunk.length) {
+        if (this.#done || !this.#reader) return { kind: "eof", got: filled };
+        // Straight into the result: the read hands its buffer back in a new view over the same memory.
+        const got = await this.#readInto(out.subarray(filled));
+        if (!got) return { kind: "eof", got: filled };
+        out = new Uint8Array(got.buffer);
+        filled += got.byteLength;
+        this.#offset += got.byteLength;
+        continue;
+      }
       if (!(await this.#fill())) return { kind: "eof", got: filled };
       const take = Math.min(n - filled, this.#chunk.length - this.#pos);
       out.set(this.#chunk.subarray(this.#pos, this.#pos + take), filled);

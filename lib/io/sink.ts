@@ -126,6 +126,8 @@ export function writableSink(writable: WritableStream<Uint8Array>): ByteSink {
       try {
         await writer.write(bytes);
       } catch (err) {
+        // A stream that already says what went wrong (standard output's EPIPE) keeps its sentence.
+        if (err instanceof EncoderError) throw err;
         throw ioError("Could not write to the output stream", err);
       }
     },

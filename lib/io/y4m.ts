@@ -323,8 +323,9 @@ export class Y4mReader implements AsyncDisposable, Disposable {
     const data = await this.#bytes.readExactly(this.#frameSize);
     if (isShort(data)) {
       throw invalid(
-        `Y4M frame ${index} is truncated: got ${data.got} of ${this.#frameSize} bytes. `
-          + "The input ended early; re-create or re-download it",
+        `Y4M frame ${index} is truncated: got ${data.got} of ${this.#frameSize} bytes, `
+          + `${this.#frameSize - data.got} missing. The input ended early (a cut file, or a program writing `
+          + "it that stopped mid-frame); re-create or re-download it",
       );
     }
     const frame: Y4mFrame = { data, timestamp: index, duration: 1 };

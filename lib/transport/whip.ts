@@ -59,6 +59,15 @@ export interface WhipOptions {
   /** Largest RTP payload in bytes. Default 1200. */
   maxPayloadSize?: number;
   /**
+   * Asks the receiver to show each frame between `min` and `max` ms after its capture (the playout-delay
+   * RTP header extension, in 10 ms steps up to 40950), offered in the SDP and sent on every packet when
+   * the answer accepts it. libwebrtc (Chromium, Chrome, Safari's and Firefox's WebRTC) takes
+   * `{ min: 0, max: 0 }` as "render at once": its jitter buffer no longer holds frames to smooth the
+   * arrival, which on a quiet network cuts most of the receiver's delay (bench/latency.ts measured its
+   * share). Unset: the receiver chooses.
+   */
+  playoutDelay?: { min: number; max: number };
+  /**
    * Called when the receiver's congestion feedback changes the bitrate it can take (by 5 % or more).
    * The encoders here cannot change their bitrate mid-stream: reconfigure (recreate) the encoder or
    * just show it.
@@ -83,6 +92,29 @@ export interface WhipTransportStats {
 }
 
 const FLAG_KEY = 1;
+/** The playout-delay RTP header extension (libwebrtc's; 12-bit minimum and maximum in 10 ms units). */
+const PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/** The extension's 3-byte payload for `{ min, max }` in ms. */
+export function playoutDelayPayload(delay: { min: number; max: number }): Uint8Array {
+  const units = (name: string, ms: unknown) => {
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > 40950) {
+      throw new EncoderError(
+        "INVALID_CONFIG",
+        `WHIP playoutDelay.${name} must be 0 to 40950 ms, got ${JSON.stringify(ms)}`,
+      );
+    }
+    return Math.round(ms / 10);
+  };
+  const min = units("min", delay?.min), max = units("max", delay?.max);
+  if (min > max) {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `WHIP playoutDelay.min (${delay.min} ms) must not be above its max (${delay.max} ms)`,
+    );
+  }
+  return new Uint8Array([min >> 4, ((min & 15) << 4) | (max >> 8), max & 255]);
+}
 /** Payload-specific feedback message type of a Full Intra Request (RFC 5104). */
 const PSFB_FIR = 4;
 const RTP_HEADER_BYTES = 12;
@@ -136,6 +168,8 @@ export function whipTransport(
   if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
     throw new EncoderError("INVALID_CONFIG", `WHIP endpoint must be http(s), got ${JSON.stringify(url)}`);
   }
+  // Checked here, so that a bad value fails when the sink is made rather than on every connection.
+  if (options.playoutDelay !== undefined) playoutDelayPayload(options.playoutDelay);
   const counters: WhipTransportStats = { rtpPackets: 0, bytesSent: 0, pli: 0, fir: 0, nack: 0 };
   let current: WhipLink | undefined;
   let lastBitrate = 0;
@@ -214,6 +248,15 @@ function iceRestrictions(options: WhipOptions): Partial<Werift.PeerConfig> {
   return out;
 }
 
+/** The id an SDP's `a=extmap` gives the header extension `uri`, if it has one. */
+function extmapId(sdp: string, uri: string): number | undefined {
+  for (const line of sdp.split(/\r?\n/)) {
+    const m = /^a=extmap:(\d+)(?:\/\S+)? (\S+)/.exec(line);
+    if (m && m[2] === uri) return Number(m[1]);
+  }
+  return undefined;
+}
+
 /** The SDP without the `a=candidate` lines whose address `accept` refuses. */
 function filterCandidates(sdp: string, accept?: (ip: string) => boolean): string {
   if (!accept) return sdp;
@@ -237,6 +280,7 @@ class WhipLink implements Link {
   #windowBytes = 0;
   #rateKbps = 0;
   #flushed = 0;
+  #playoutDelay: { id: number; payload: Buffer } | undefined;
   readonly lost: Promise<LinkError>;
 
   private constructor(
@@ -246,8 +290,10 @@ class WhipLink implements Link {
     resource: URL,
     options: WhipOptions,
     shared: Shared,
+    playoutDelay?: { id: number; payload: Buffer },
   ) {
     this.#pc = pc;
+    this.#playoutDelay = playoutDelay;
     this.#sender = sender;
     this.#packetizer = packetizer;
     this.#resource = resource;
@@ -276,11 +322,17 @@ class WhipLink implements Link {
       "Publishing over WHIP (WebRTC)",
       () => import("werift"),
     );
+    const playoutDelay = options.playoutDelay ? playoutDelayPayload(options.playoutDelay) : undefined;
     const pc = new w.RTCPeerConnection({
       codecs: { video: [av1Codec(w)] },
       // No transport-cc: between two werift 0.25.2 peers its feedback came out malformed ("dropping
       // malformed SRTCP packet") and took the receiver reports of the same compound packet with it.
-      headerExtensions: { video: [w.useSdesMid()] },
+      headerExtensions: {
+        video: [
+          w.useSdesMid(),
+          ...(playoutDelay ? [new w.RTCRtpHeaderExtensionParameters({ uri: PLAYOUT_DELAY_URI })] : []),
+        ],
+      },
       iceServers: options.iceServers ?? [],
       ...shared.ice,
     });
@@ -323,6 +375,8 @@ class WhipLink implements Link {
         type: "answer",
         sdp: filterCandidates(answer, options.iceRemoteFilter),
       });
+      // The extension goes out only under the id the answer gave it; without one the receiver declined.
+      const playoutId = playoutDelay && extmapId(answer, PLAYOUT_DELAY_URI);
       const link = new WhipLink(
         pc,
         transceiver.sender,
@@ -332,6 +386,7 @@ class WhipLink implements Link {
         resource,
         options,
         shared,
+        playoutId && playoutDelay ? { id: playoutId, payload: Buffer.from(playoutDelay) } : undefined,
       );
       try {
         await link.#connected(abort.signal, timeout);
@@ -433,6 +488,8 @@ class WhipLink implements Link {
     const obus = Buffer.from(bytes.buffer, bytes.byteOffset + 5, bytes.length - 5);
     const rtps = this.#packetizer.packetize(obus, timestamp, { isKeyframe: (bytes[0] & FLAG_KEY) !== 0 });
     for (const rtp of rtps) {
+      // On every packet, as libwebrtc's sender does until the receiver has seen it: any packet may be lost.
+      if (this.#playoutDelay) rtp.header.extensions.push({ ...this.#playoutDelay });
       const size = RTP_HEADER_BYTES + rtp.payload.length;
       await this.#sender.sendRtp(rtp);
       this.#shared.counters.rtpPackets++;

@@ -177,6 +177,33 @@ export async function encodeY4mFile(
   return (await encodeAll(enc, reader.frames(), keyFrames)).map((p) => p.data);
 }
 
+/**
+ * Where a test's encoders may run: a pooled thread everywhere, and in Deno also the caller's own thread
+ * (`host: "caller"`, Deno's nonblocking calls).
+ */
+export const HOSTS: ("pool" | "caller")[] = "Deno" in globalThis ? ["pool", "caller"] : ["pool"];
+
+/**
+ * {@linkcode encodeY4mFile} on every host of {@linkcode HOSTS}: asserts they give the same packets, byte
+ * for byte, and returns them.
+ */
+export async function encodeY4mFileOnEveryHost(
+  input: string,
+  create: (info: Y4mInfo, host: "pool" | "caller") => Promise<Encoder>,
+  keyFrames: Set<number> = new Set(),
+): Promise<Uint8Array[]> {
+  const [first, ...others] = HOSTS;
+  const packets = await encodeY4mFile(input, (info) => create(info, first), keyFrames);
+  for (const host of others) {
+    const again = await encodeY4mFile(input, (info) => create(info, host), keyFrames);
+    assert.equal(again.length, packets.length, `packet count with host ${host}`);
+    again.forEach((p, i) =>
+      assert.ok(Buffer.from(p).equals(Buffer.from(packets[i])), `packet ${i} differs with host ${host}`)
+    );
+  }
+  return packets;
+}
+
 /** Runs a reference encoder that writes the IVF file `out`, checks it exited 0, and gives the payloads. */
 export function referencePayloads(cmd: string, args: string[], out: string): Promise<Uint8Array[]> {
   const r = run(toolPath(cmd) ?? cmd, args);

@@ -16,11 +16,14 @@ import {
   RTCPeerConnection,
   RtcpPayloadSpecificFeedback,
   RTCRtpCodecParameters,
+  RTCRtpHeaderExtensionParameters,
   type RTCRtpReceiver,
   type RtpPacket,
   splitAv1Obus,
   useSdesMid,
 } from "werift";
+
+export const PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 
 /** One reassembled temporal unit. */
 export interface WhipFrame {
@@ -37,6 +40,9 @@ export class WhipSession {
   readonly pc: RTCPeerConnection;
   /** RTP packets by arrival. */
   readonly packets: RtpPacket[] = [];
+  /** The offer received and the answer given. */
+  offer = "";
+  answer = "";
   deleted = false;
   #receiver: RTCRtpReceiver | undefined;
   #mediaSsrc = 0;
@@ -204,13 +210,16 @@ export class WhipEndpoint {
   port = 0;
   #server: http.Server;
   #next = 1;
+  #playoutDelay: boolean;
 
-  private constructor() {
+  private constructor(playoutDelay: boolean) {
+    this.#playoutDelay = playoutDelay;
     this.#server = http.createServer((req, res) => void this.#handle(req, res));
   }
 
-  static async start(): Promise<WhipEndpoint> {
-    const ep = new WhipEndpoint();
+  /** `playoutDelay`: accept the playout-delay header extension (libwebrtc's) when offered. */
+  static async start(options: { playoutDelay?: boolean } = {}): Promise<WhipEndpoint> {
+    const ep = new WhipEndpoint(options.playoutDelay ?? false);
     await new Promise<void>((r) => ep.#server.listen(0, "127.0.0.1", () => r()));
     ep.port = (ep.#server.address() as AddressInfo).port;
     return ep;
@@ -250,14 +259,21 @@ export class WhipEndpoint {
       }
       const pc = new RTCPeerConnection({
         codecs: { video: [codec()] },
-        headerExtensions: { video: [useSdesMid()] },
+        headerExtensions: {
+          video: [
+            useSdesMid(),
+            ...(this.#playoutDelay ? [new RTCRtpHeaderExtensionParameters({ uri: PLAYOUT_DELAY_URI })] : []),
+          ],
+        },
         iceServers: [],
         ...LOOPBACK_ICE,
       });
       const session = new WhipSession(String(this.#next++), pc);
       this.sessions.push(session);
+      session.offer = body;
       await pc.setRemoteDescription({ type: "offer", sdp: body });
       await pc.setLocalDescription(await pc.createAnswer());
+      session.answer = pc.localDescription!.sdp;
       res.writeHead(201, {
         "content-type": "application/sdp",
         location: `/whip/resource/${session.id}`,

@@ -1,0 +1,51 @@
+/**
+ * An encoder "thread" that is the caller's own (`host: "caller"`, Deno only): the encoder is served on
+ * the caller's thread as a pooled thread would serve it, and the native calls that block are Deno's
+ * nonblocking calls, which run on Deno's blocking-call threads (ffi/symbols: `svtAv1BlockingSymbols`,
+ * `rav1eBlockingSymbols`). There is no second JavaScript isolate (about 20 MB resident in Deno), no
+ * shared ring and no copy of a frame: the library reads each frame from the caller's buffer.
+ * @module
+ */
+import { loadedRuntime } from "../../ffi/runtime/mod.ts";
+import type { NativeThread } from "../../ffi/runtime/types.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import { Rav1eBackend } from "./rav1e_worker.ts";
+import { libc } from "./realtime_threads.ts";
+import { SvtAv1Backend } from "./svt_av1_worker.ts";
+import { serveEncoders, type WorkerScope } from "./worker_serve.ts";
+
+/** Stands in for a pooled thread; messages each way are delivered as microtasks, in order. */
+export class CallerThread implements NativeThread {
+  onmessage: ((e: MessageEvent) => void) | null = null;
+  onerror: ((e: ErrorEvent) => void) | null = null;
+  #scope: WorkerScope;
+
+  constructor() {
+    const scope: WorkerScope = {
+      onmessage: null,
+      postMessage: (message: FromWorker) =>
+        queueMicrotask(() => this.onmessage?.({ data: message } as MessageEvent)),
+      close: () => {},
+      sharesMemory: true,
+    };
+    this.#scope = scope;
+    serveEncoders(
+      {
+        "svt-av1": () => new SvtAv1Backend({ caller: true }),
+        rav1e: () => new Rav1eBackend({ caller: true }),
+      },
+      // Off glibc (musl) there is no malloc_trim: nothing to do.
+      { releaseMemory: () => void libc(loadedRuntime())?.symbols.malloc_trim?.(0) },
+      scope,
+    );
+  }
+
+  /** Delivers `message` to the encoder; nothing is transferred or copied. */
+  postMessage(message: unknown): void {
+    queueMicrotask(() => void this.#scope.onmessage?.({ data: message as ToWorker }));
+  }
+
+  terminate(): void {}
+  unref(): void {}
+  ref(): void {}
+}
