@@ -28,7 +28,9 @@ import { sameBytes, until } from "./_helpers/stream_servers.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 150 });
 const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
-const fast = { initialDelay: 20, maxDelay: 200, jitter: 0 } as const;
+// Retries every 200 ms at most, for up to ~40 s: a restart of node-media-server took longer than ten
+// retries (~1.8 s) at load 43.
+const fast = { initialDelay: 20, maxDelay: 200, jitter: 0, maxAttempts: 200 } as const;
 const tools = needs("node", "dav1d");
 
 let expectedCache: Packet[] | undefined;
