@@ -119,9 +119,12 @@ async function cliTable(c: Case): Promise<string> {
 
 /** One run of the stream bench in a runtime from a tree; its JSON line. */
 async function streamRun(tree: string, runtime: "deno" | "bun", args: string[]) {
-  const script = `${tree}bench/stream_backpressure_memory.ts`;
-  // The earlier tree runs this tree's bench script against its own library code.
-  copyFileSync(`${root}bench/stream_backpressure.ts`, script);
+  let script = `${root}bench/stream_backpressure.ts`;
+  if (tree !== root) {
+    // The earlier tree runs this tree's bench script against its own library code.
+    script = `${tree}bench/stream_backpressure_memory.ts`;
+    copyFileSync(`${root}bench/stream_backpressure.ts`, script);
+  }
   const [cmd, argv] = runtime === "deno"
     ? [bin("deno"), ["run", "-A", script, ...args]]
     : [bin("bun"), [script, ...args]];
@@ -207,6 +210,21 @@ rav1e.tool.command = [
   [rav1eInput, "-o", `${tmp}/m-rav1e.ivf`, "-y", "--speed", "10", "--quantizer", "100", "--tune", "Psnr"],
 ];
 
+/** Where the command line's memory went, measured on 2026-12-07 (smaps, in-process heap figures, A/B runs). */
+const NOTES =
+  `Where Deno's extra 200 MB at 720p went (measured 2026-12-07 with smaps_rollup, V8's heap figures and
+one change at a time): the encoder thread copied every frame out of the shared ring into a new buffer left
+for its garbage collector (~65 MB); the copied-from frame waited for the caller's collector too (~10 MB);
+the file was read in 1 MiB chunks, each dropped once copied into its frame (~35 MB); the encoder thread's
+second V8 isolate (~20 MB idle) and its rings. Now (host "caller", BYOB reads, frames freed once the
+library has its copy) Deno's remaining +50-60 MB is the runtime itself: the deno binary's resident pages
+(~36 MB against ~0 for the C tool), the Node compatibility layer (~6-8 MB once any node: module loads),
+the project's modules and V8's heap (~10-15 MB). Bun's +45-55 MB: its binary (~36 MB) and JavaScriptCore.
+rav1e in Deno stays above the target (+70-75 MB): rav1e encodes on the calling thread, which with Deno's
+nonblocking calls is whichever blocking-call thread takes the call, and glibc gives each its own malloc
+arena; MALLOC_ARENA_MAX=2 in the environment measured 15 MB less (mallopt at run time, after those
+threads exist, did not help).`;
+
 const started = new Date().toISOString();
 const tables = [await cliTable(svt), await cliTable(rav1e)];
 const stream = await streamTable();
@@ -217,12 +235,15 @@ const body = [
   "Peak RSS is the process's VmHWM, sampled every 10 ms.",
   "",
   ...tables.flatMap((t) => [t, ""]),
+  NOTES,
+  "",
   "### Stream path: what a stall costs",
   "",
   "bench/stream_backpressure.ts: 720p testsrc through createEncodeStream (SVT-AV1 preset 12, pooled",
   "thread) into a consumer that takes 60 packets at once (the encoder at its steady state) and then stalls;",
   "growth is the peak RSS during the stall over the RSS when it began (the library's own few hundred MB",
-  "are in both).",
+  "are in both). The 446 MB (Deno) / 350 MB (Bun) first reported for this bench were the peak over the",
+  "process's start, the library's own memory included: by that measure the same runs give 340-350 / 320-330.",
   "",
   stream,
 ].join("\n");

@@ -41,7 +41,11 @@ import {
   SVT_AV1_FLAGS,
   SWITCH_FLAGS,
 } from "../lib/cli_config.ts";
-import { encoderThreadStats, warmEncoderThreads } from "../lib/encoder/thread_pool.ts";
+import {
+  configureEncoderThreads,
+  encoderThreadStats,
+  warmEncoderThreads,
+} from "../lib/encoder/thread_pool.ts";
 import { parseFrameRate } from "../lib/io/testsrc.ts";
 import {
   type ContainerFormat,
@@ -1032,13 +1036,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
 // Node 20 has no import.meta.main: there the entry is the script named on the command line.
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8000);
-  // Encoder threads ready before the first request: it then pays only for the library's own set-up.
+  const maxConcurrent = process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : 4;
+  const warmEncoders = process.env.WARM_ENCODERS ? Number(process.env.WARM_ENCODERS) : 1;
+  // A thread for each encode the service admits and each spare encoder, kept between bursts (beyond the
+  // pool's default of one per core, a thread idle for 10 s ends, and the next burst loads it again), and
+  // ready before the first request: that then pays only for the library's own set-up.
+  configureEncoderThreads({ threads: maxConcurrent + warmEncoders });
   await warmEncoderThreads();
-  const service = await startService({
-    port,
-    maxConcurrent: process.env.MAX_CONCURRENT ? Number(process.env.MAX_CONCURRENT) : undefined,
-    warmEncoders: process.env.WARM_ENCODERS ? Number(process.env.WARM_ENCODERS) : undefined,
-  });
+  const service = await startService({ port, maxConcurrent, warmEncoders });
   console.log(`av1-stream encode service on ${service.url} (POST /encode, GET /, GET /live)`);
   // Close every encode, then let the process end by itself: exiting while encoder workers are still
   // being torn down has crashed SVT-AV1 in its exit handlers.

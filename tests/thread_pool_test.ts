@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
@@ -8,6 +9,7 @@ import {
   encoderThreads,
   encoderThreadStats,
   prestartEncoderThreads,
+  warmEncoderThreads,
 } from "../lib/encoder/thread_pool.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
@@ -134,6 +136,39 @@ test("a native call that never answers fails its encoder alone with STALLED; the
       "STALLED",
       /no sign of progress/,
     );
+  } finally {
+    configureEncoderThreads(defaults);
+  }
+});
+
+/** The process's OS threads (Linux), or undefined where /proc is not there. */
+function osThreads(): number | undefined {
+  try {
+    return Number(/Threads:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+test("idle threads the pool ends are gone: the process's OS threads come back to their number", async () => {
+  if (osThreads() === undefined) return;
+  const eventually = async (ok: () => boolean) => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  configureEncoderThreads({ ...defaults, threads: 3 });
+  try {
+    encoderThreads.endIdle();
+    await new Promise((r) => setTimeout(r, 300));
+    const before = osThreads()!;
+    const ended = encoderThreadStats().ended;
+    for (let round = 0; round < 5; round++) {
+      await warmEncoderThreads();
+      encoderThreads.endIdle();
+    }
+    assert.equal(encoderThreadStats().ended - ended, 15);
+    // The runtime's own helper threads come and go: a little slack, far below the 15 threads ended.
+    await eventually(() => osThreads()! <= before + 3);
+    assert.ok(osThreads()! <= before + 3, `${osThreads()} OS threads after ending 15, ${before} before`);
   } finally {
     configureEncoderThreads(defaults);
   }
