@@ -758,7 +758,7 @@ async function runOne(
       });
       await connected(sink);
       // RTP before chromium's DTLS is up would be lost, and the stream would start at the next key frame.
-      await ep!.receiverConnected();
+      await ep!.receiverConnected(0, 30_000);
     }
     let statsAtEnd: Stat | undefined;
     let pairAddresses: string[] = [];
