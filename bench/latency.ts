@@ -296,9 +296,13 @@ const PAGE_SCRIPT = `
       if (index === null) lat.misses++;
       else {
         lat.frames.push({ index, decoded, timestamp: frame.timestamp, ...extra });
-        if (index === lat.warmup && lat.pc) lat.pc.getStats().then((r) => {
-          lat.statsAtWarmup = [...r.values()].map((s) => JSON.parse(JSON.stringify(s)));
-        });
+        // At the first measured frame decoded (the one at the warm-up's end may be dropped).
+        if (index >= lat.warmup && lat.pc && !lat.statsTaken) {
+          lat.statsTaken = true;
+          lat.pc.getStats().then((r) => {
+            lat.statsAtWarmup = [...r.values()].map((s) => JSON.parse(JSON.stringify(s)));
+          });
+        }
       }
     }, (e) => lat.errors.push("copyTo: " + e)).finally(() => frame.close());
   };
