@@ -243,3 +243,38 @@ test(
     assert.doesNotMatch(stderr, /\n\s+at |Error|EPIPE|panic|Segmentation|Could not/, stderr);
   },
 );
+
+test(
+  "cli: SIGTERM while streaming to a live TCP peer ends the stream on a whole packet and exits 143",
+  needs("dav1d"),
+  async () => {
+    const { createServer } = await import("node:net");
+    const chunks: Uint8Array[] = [];
+    const server = createServer((socket) => {
+      socket.on("data", (d) => chunks.push(new Uint8Array(d)));
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const run = started([
+        ...["-i", "testsrc:160x120@30:100000", "-o", `tcp://127.0.0.1:${port}`, "--preset", "13"],
+        ...["--low-delay", "--realtime", "--json"],
+      ]);
+      await stderrShows(run, /frames .*\[/);
+      process.kill(run.child.pid!, "SIGTERM");
+      const r = await run.ended;
+      assert.equal(r.code, 143, `exit ${r.code} ${r.signal}: ${r.stderr}`);
+      const summary = JSON.parse(r.stdout);
+      assert.equal(summary.signal, "SIGTERM");
+      const received = tempPath("live-sigterm.ivf");
+      writeFileSync(received, Buffer.concat(chunks));
+      const ivf = await readIvf(new Uint8Array(readFileSync(received)));
+      assert.ok(ivf.frames.length > 0);
+      assert.equal(ivf.frames.length, summary.frames, "the peer got every packet the CLI counted");
+      assert.equal(dav1dFrameCount(received), ivf.frames.length);
+    } finally {
+      server.close();
+    }
+  },
+);
