@@ -1,6 +1,7 @@
 /**
  * Glass-to-glass latency into Chromium: the test source paced in real time, each frame's index stamped
  * into its picture (bench/frame_stamp.ts), encoded with SVT-AV1 low delay or rav1e low latency and sent
+ * along one of these paths:
  *
  * - `ws`: through `webSocketSink` to a relay in this process (Deno.serve / Bun.serve, the way
  *   examples/websocket_relay.ts serves viewers) and on to a page's WebSocket, decoded there by WebCodecs
@@ -8,7 +9,8 @@
  * - `whip`: through `whipSink` to a WHIP endpoint whose answerer is the page's `RTCPeerConnection`
  *   (tests/_helpers/chromium_whip.ts), decoded by libwebrtc; the time is taken when the decoded frame
  *   comes out of a `MediaStreamTrackProcessor` on the received track, and getStats() gives the jitter
- *   buffer's part.
+ *   buffer's part;
+ * - `whip-pd0`: the same with the sink's `playoutDelay: { min: 0, max: 0 }` (render at once).
  *
  * Each decoded frame's index is read back from its luma (VideoFrame.copyTo), so a frame is matched to the
  * moment it entered `encode()` whatever the path did to timestamps. Times on both sides are
@@ -18,13 +20,15 @@
  * mDNS off).
  *
  * ```sh
- * deno run -A bench/latency.ts                     # both paths, both backends, in Deno
+ * deno run -A bench/latency.ts                     # every path, both backends, in Deno
  * bun bench/latency.ts --paths ws --backends rav1e # one of each, in Bun
  * deno run -A bench/latency.ts --runtimes deno,bun --write   # both runtimes, into bench/results.md
  * ```
  *
- * Options: `--frames N` (300 measured), `--warmup N` (30 before them, not counted), `--paths ws,whip`,
- * `--backends svt-av1,rav1e`, `--runtimes deno,bun` (run each in a child process of that runtime and
+ * Options: `--frames N` (300 measured), `--warmup N` (30 before them, not counted), `--paths
+ * ws,whip,whip-pd0`, `--backends svt-av1,rav1e` (each `name[@variant][:library file]`: `svt-av1@normal` for a
+ * thread priority, `rav1e@tiles4`, `svt-av1:/usr/lib/x86_64-linux-gnu/libSvtAv1Enc.so.3` for another
+ * library; a backend given twice runs twice, alternating with the others), `--runtimes deno,bun` (run each in a child process of that runtime and
  * combine), `--write` (the "Glass-to-glass latency" section of bench/results.md), `--json FILE` (every
  * frame's times), `--svt-preset N` (12), `--crf N` (35), `--rav1e-speed N` (10), `--quantizer N` (100),
  * `--rdo-lookahead N` (1), `--keyint N` (60), `--jitter-target MS` (the WebRTC receiver's
@@ -32,7 +36,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
 import { codecString } from "../lib/av1/codec_string.ts";
@@ -64,30 +68,31 @@ interface BackendSpec {
   libraryPath?: string;
   /** SVT-AV1's `threadPriority` (matters only as root); the library's default when unset. */
   threadPriority?: "batch" | "normal" | "realtime";
+  /** rav1e's `tiles`. */
+  tiles?: number;
 }
 
-/** `name[@priority][:library path]`, e.g. `svt-av1@normal:/usr/lib/x86_64-linux-gnu/libSvtAv1Enc.so.3`. */
+/**
+ * `name[@variant][:library path]`: `svt-av1@normal` (a thread priority: batch, normal, realtime),
+ * `rav1e@tiles4`, `svt-av1:/usr/lib/x86_64-linux-gnu/libSvtAv1Enc.so.3`.
+ */
 function backendSpecs(list: string): BackendSpec[] {
   return list.split(",").filter(Boolean).map((x) => {
     const [head, ...rest] = x.split(":");
-    const [name, priority] = head.split("@");
+    const [name, variant] = head.split("@");
     if (name !== "svt-av1" && name !== "rav1e") {
-      throw new Error(
-        `--backends: ${name} is not svt-av1 or rav1e (svt-av1@normal:/path/to/libSvtAv1Enc.so.3 picks a thread priority and a library)`,
-      );
+      throw new Error(`--backends: ${name} is not svt-av1 or rav1e`);
     }
-    if (
-      priority !== undefined && (name !== "svt-av1" || !["batch", "normal", "realtime"].includes(priority))
-    ) {
-      throw new Error(
-        `--backends: @${priority}: only svt-av1 takes a thread priority, batch, normal or realtime`,
-      );
+    const spec: BackendSpec = { backend: name, libraryPath: rest.length ? rest.join(":") : undefined };
+    if (variant === undefined) return spec;
+    if (name === "svt-av1" && ["batch", "normal", "realtime"].includes(variant)) {
+      spec.threadPriority = variant as BackendSpec["threadPriority"];
+    } else if (name === "rav1e" && /^tiles\d+$/.test(variant)) {
+      spec.tiles = Number(variant.slice(5));
+    } else {
+      throw new Error(`--backends: ${x}: svt-av1 takes @batch, @normal or @realtime, rav1e @tiles<N>`);
     }
-    return {
-      backend: name,
-      libraryPath: rest.length ? rest.join(":") : undefined,
-      threadPriority: priority as BackendSpec["threadPriority"],
-    };
+    return spec;
   });
 }
 
@@ -122,12 +127,12 @@ function parseArgs(argv: string[]) {
     write: flags.write === "true",
     child: flags.child === "true",
     json: flags.json,
+    from: flags.from,
     svtPreset: num("svt-preset", 12),
     crf: num("crf", 35),
     rav1eSpeed: num("rav1e-speed", 10),
     quantizer: num("quantizer", 100),
     rdoLookahead: num("rdo-lookahead", 1),
-    rav1eTiles: flags["rav1e-tiles"] === undefined ? undefined : num("rav1e-tiles", 0),
     keyint: num("keyint", 60),
     jitterTarget: flags["jitter-target"] === undefined ? undefined : num("jitter-target", 0),
     optimizeForLatency: flags["no-optimize-for-latency"] !== "true",
@@ -291,9 +296,13 @@ const PAGE_SCRIPT = `
       if (index === null) lat.misses++;
       else {
         lat.frames.push({ index, decoded, timestamp: frame.timestamp, ...extra });
-        if (index === lat.warmup && lat.pc) lat.pc.getStats().then((r) => {
-          lat.statsAtWarmup = [...r.values()].map((s) => JSON.parse(JSON.stringify(s)));
-        });
+        // At the first measured frame decoded (the one at the warm-up's end may be dropped).
+        if (index >= lat.warmup && lat.pc && !lat.statsTaken) {
+          lat.statsTaken = true;
+          lat.pc.getStats().then((r) => {
+            lat.statsAtWarmup = [...r.values()].map((s) => JSON.parse(JSON.stringify(s)));
+          });
+        }
       }
     }, (e) => lat.errors.push("copyTo: " + e)).finally(() => frame.close());
   };
@@ -478,7 +487,7 @@ function timedEncoder(inner: Encoder, sent: Map<number, Sent>): Encoder {
 }
 
 async function createEncoder(
-  { backend, libraryPath, threadPriority }: BackendSpec,
+  { backend, libraryPath, threadPriority, tiles }: BackendSpec,
   o: Options,
 ): Promise<Encoder> {
   const info = {
@@ -506,7 +515,7 @@ async function createEncoder(
       rdoLookahead: o.rdoLookahead,
       quantizer: o.quantizer,
       keyint: o.keyint,
-      tiles: o.rav1eTiles,
+      tiles,
       libraryPath,
     });
 }
@@ -636,6 +645,7 @@ interface RunResult {
   statsAtWarmup?: Stat;
   statsAtEnd?: Stat;
   bytes: number;
+  date: string;
   /** CPU time of this whole process (every thread: the encoder's, the sink's) per frame. */
   cpuMsPerFrame: number;
   loadAverage: number[];
@@ -695,7 +705,7 @@ async function runOne(
   const version = (inner as { version?: string }).version ?? "";
   const library = `${backend === "svt-av1" ? "SVT-AV1" : "rav1e"} ${version.replace(/ \(.*\)$/, "")}${
     spec.threadPriority ? `, threads ${spec.threadPriority}` : ""
-  }${backend === "rav1e" && o.rav1eTiles !== undefined ? `, ${o.rav1eTiles} tiles` : ""}`;
+  }${spec.tiles !== undefined ? `, ${spec.tiles} tiles` : ""}`;
   const encoder = timedEncoder(inner, sent);
   const encode = createEncodeStream({ encoder });
   const rows = 2 * stampBlock(WIDTH);
@@ -752,9 +762,10 @@ async function runOne(
       });
       await connected(sink);
       // RTP before chromium's DTLS is up would be lost, and the stream would start at the next key frame.
-      await ep!.receiverConnected();
+      await ep!.receiverConnected(0, 30_000);
     }
     let statsAtEnd: Stat | undefined;
+    let pairAddresses: string[] = [];
     let bytes = 0;
     const cpuBefore = process.cpuUsage();
     await liveFrames(total, sent)
@@ -770,7 +781,12 @@ async function runOne(
       .pipeThrough(sinkTap(sent, async () => {
         // Everything decoded (or 5 s without), then the receiver's figures, before the sink ends the stream.
         await waitFor(async () => (await lastDecoded(page)) >= total - 1, 5000);
-        if (ep) statsAtEnd = inboundVideo(await ep.stats()).inbound;
+        if (ep) {
+          const report = inboundVideo(await ep.stats());
+          statsAtEnd = report.inbound;
+          // The sink gathers and accepts 127.0.0.1 alone; chromium's end of the pair is checked here.
+          pairAddresses = [report.local?.address, report.remote?.address].map(String);
+        }
       }))
       .pipeTo(sink);
     const cpu = process.cpuUsage(cpuBefore);
@@ -778,6 +794,9 @@ async function runOne(
     const clockAfter = await bench.checkClock();
     const data = await pageData(page);
     const answer = ep?.sessions[0]?.answer ?? "";
+    if (ep && !pairAddresses.every((a) => a === HOST)) {
+      throw new Error(`WebRTC left loopback: the selected candidate pair is ${pairAddresses.join(" ↔ ")}`);
+    }
     if (path === "whip-pd0" && !answer.includes("rtp-hdrext/playout-delay")) {
       data.errors.push("the answer did not accept the playout-delay extension");
     }
@@ -799,6 +818,7 @@ async function runOne(
       statsAtWarmup: data.statsAtWarmup ? inboundVideo(data.statsAtWarmup).inbound : undefined,
       statsAtEnd,
       bytes,
+      date: new Date().toISOString(),
       cpuMsPerFrame: (cpu.user + cpu.system) / 1000 / total,
       loadAverage: loadavg(),
       warmup: o.warmup,
@@ -834,6 +854,9 @@ interface Summary {
   measured: number;
   missing: number;
   g2g: [number, number];
+  g2gMean: number;
+  /** When the run ended. */
+  date: string;
   /** Named stages, each [median, p95] in ms. */
   stages: Record<string, [number, number]>;
   jitterBufferMs?: number;
@@ -904,6 +927,8 @@ function summarise(r: RunResult): Summary {
     measured: g2g.length,
     missing,
     g2g: [median(g2g), p95(g2g)],
+    g2gMean: g2g.reduce((a, b) => a + b, 0) / g2g.length,
+    date: r.date,
     stages,
     clock: { before: r.clockBefore, after: r.clockAfter },
     kbps: (r.bytes * 8 / ((r.warmup + r.frames) / FPS)) / 1000,
@@ -951,7 +976,7 @@ function table(rows: Summary[]): string {
     "frames",
     "glass-to-glass median / p95 ms",
     ...stageNames.map((s) => `${s} ms`),
-    "jitter buffer ms (share of median) / target ms",
+    "jitter buffer mean ms (share of mean glass-to-glass) / target ms",
     "decode ms (getStats)",
     "kbit/s",
     "bench CPU ms/frame",
@@ -965,7 +990,7 @@ function table(rows: Summary[]): string {
   for (const r of rows) {
     const jb = r.jitterBufferMs === undefined
       ? "–"
-      : `${ms(r.jitterBufferMs)} (${(r.jitterBufferMs / r.g2g[0] * 100).toFixed(0)} %) / ${
+      : `${ms(r.jitterBufferMs)} (${(r.jitterBufferMs / r.g2gMean * 100).toFixed(0)} %) / ${
         ms(r.jitterTargetMs)
       }`;
     lines.push(
@@ -1036,13 +1061,14 @@ function chromiumVersion(): string {
 
 function section(rows: Summary[], o: Options): string {
   const libs = [...new Set(rows.map((r) => `${r.library} (${r.settings})`))].join("; ");
-  return `Written by \`bench/latency.ts\` (${
-    new Date().toISOString()
-  }, av1-stream ${VERSION}, Chromium ${chromiumVersion()}
+  const dates = rows.map((r) => r.date).filter(Boolean).sort();
+  const when = dates.length ? `${dates[0]} to ${dates.at(-1)}` : new Date().toISOString();
+  return `Written by \`bench/latency.ts\` (runs from ${when}, av1-stream ${VERSION}, Chromium ${chromiumVersion()}
 headless, ${cpus().length} cores, load average at the end of each run in the last column). 640x360 at 30 fps, the
 test source paced in real time, ${o.warmup} frames of warm-up and then ${o.frames} measured; ${libs}.
 Glass-to-glass is from the frame entering \`encode()\` to the page having it decoded: the VideoDecoder's output
-callback (WebSocket), or the frame coming out of a \`MediaStreamTrackProcessor\` on the received track (WHIP); each
+callback (WebSocket), or the frame coming out of a \`MediaStreamTrackProcessor\` on the received track (WHIP: its
+delivery to the page's main thread, so "decoded → presented" can be below 0 when the compositor showed it first); each
 decoded frame is matched by the index stamped into its picture (bench/frame_stamp.ts) and read back with
 \`VideoFrame.copyTo\`. Both sides take \`performance.timeOrigin + performance.now()\`; the page's clock was checked
 against the bench's over a WebSocket ping-pong before and after each run (offset column: page minus bench, from
@@ -1050,7 +1076,10 @@ the ping with the shortest round trip) and the offset applied. Each stage is med
 The WebSocket path is \`webSocketSink\` → a relay in the bench process (Deno.serve / Bun.serve) → the page's
 WebSocket → \`VideoDecoder\` (\`optimizeForLatency: ${o.optimizeForLatency}\`); the WHIP path is \`whipSink\` (werift) →
 the page's \`RTCPeerConnection\` (libwebrtc), its jitter buffer from getStats() (jitterBufferDelay /
-jitterBufferEmittedCount over the measured frames). All traffic on 127.0.0.1 (ICE candidates too, mDNS off).
+jitterBufferEmittedCount over the measured frames), and again with the sink's \`playoutDelay: { min: 0, max: 0 }\`
+("playout delay 0"). "Missing" frames are measured frames the page never had decoded (dropped by libwebrtc, or
+by the track processor when the page fell behind). All traffic on 127.0.0.1 (ICE candidates too, mDNS off: the
+sink gathers and accepts 127.0.0.1 alone, and the bench checks chromium's selected candidate pair).
 Target (issue 16): WebSocket median ≤ 100 ms, p95 ≤ 150 ms.
 
 ${table(rows)}
@@ -1085,8 +1114,14 @@ if (o.runtimes) {
       : [`${root}node_modules/.bin/bun`, [`${here}latency.ts`, ...pass, "--child", "--json", out]];
     const r = spawnSync(cmd[0] as string, cmd[1] as string[], { stdio: "inherit" });
     if (r.status !== 0) throw new Error(`${rt}: bench/latency.ts exited ${r.status}`);
-    summaries.push(...(JSON.parse(readFileSync(out, "utf8")) as { summaries: Summary[] }).summaries);
+    summaries.push(...(JSON.parse(readFileSync(out, "utf8")) as { runs: RunResult[] }).runs.map(summarise));
   }
+} else if (o.from) {
+  // Figures again from the frames of earlier runs (their --json files), e.g. after changing what is summed up.
+  summaries = o.from.split(",").flatMap((file) => {
+    const { runs } = JSON.parse(readFileSync(file, "utf8")) as { runs: RunResult[] };
+    return runs.map((r) => summarise({ ...r, date: r.date ?? statSync(file).mtime.toISOString() }));
+  });
 } else {
   const got = await measureHere(o);
   summaries = got.summaries;
@@ -1099,10 +1134,17 @@ if (!o.child) {
   }
 }
 if (o.write) {
+  const path = new URL("./results.md", import.meta.url).pathname;
+  // The hand-written analysis under the table ("### Where the time goes") stays.
+  const old = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const start = old.indexOf("\n## Glass-to-glass latency\n");
+  const end = start < 0 ? -1 : old.indexOf("\n## ", start + 1);
+  const body = start < 0 ? "" : old.slice(start, end < 0 ? undefined : end);
+  const kept = body.indexOf("\n### Where the time goes");
   writeResultsSection(
-    new URL("./results.md", import.meta.url).pathname,
+    path,
     "Glass-to-glass latency",
-    section(summaries, o),
+    section(summaries, o) + (kept < 0 ? "" : body.slice(kept)),
   );
 }
 process.exit(0);

@@ -18,7 +18,7 @@ Input and output
   -i, --input <src>        file.y4m, - (stdin) or testsrc[:WxH[@fps][:frames]]
   -o, --output <dst>       file.ivf .obu .webm .mkv .mp4, - (stdout, IVF unless --format), or a live
                            peer: tcp://host:port, ws://..., wss://..., http(s)://... (one streaming POST),
-                           rtmp://host/app/key (Enhanced RTMP), srt://host:port, whip+http(s)://...
+                           rtmp[s]://host/app/key (Enhanced RTMP), srt://host:port, whip+http(s)://...
       --format <f>         ivf, obu, webm, mkv, mp4 or fmp4 (default: from the output's extension; ivf
                            for peers, which take ivf, obu, webm, mkv or fmp4)
       --frames <n>         encode at most n frames
@@ -176,7 +176,7 @@ export function parseCli(argv: string[]): Options | "help" {
     v.output = `whip+${v.whip}`;
   }
   if (!v.output) throw new UsageError("Missing -o/--output");
-  const isPeer = /^(tcp|wss?|https?|rtmp|srt|whip\+https?):\/\//i.test(v.output);
+  const isPeer = /^(tcp|wss?|https?|rtmps?|srt|whip\+https?):\/\//i.test(v.output);
   let outputFormat: ContainerFormat;
   try {
     outputFormat = v.format !== undefined

@@ -121,6 +121,33 @@ test("a thread runs a module with the web worker scope and exchanges transferred
   }
 });
 
+test("a thread that keeps its payloads past its handler reads them intact (no view into reused space)", async () => {
+  await ffiRuntime();
+  const thread = startThread(new URL("./_helpers/deferred_thread.ts", import.meta.url));
+  try {
+    // One payload at a time, each after the last was acknowledged: the sender then reuses the space the
+    // thread has given back.
+    let value = 0;
+    const intact = await new Promise<boolean[]>((resolve, reject) => {
+      const send = () => {
+        value++;
+        const data = new Uint8Array(96 * 1024).fill(value);
+        thread.postMessage({ data, value }, [data.buffer]);
+      };
+      thread.onmessage = (e) => {
+        if (Array.isArray(e.data)) resolve(e.data);
+        else if (value < 24) send();
+        else thread.postMessage({ report: true });
+      };
+      thread.onerror = (e) => reject(new Error(e.message));
+      send();
+    });
+    assert.deepEqual(intact, new Array(24).fill(true));
+  } finally {
+    thread.terminate();
+  }
+});
+
 test("an error thrown in a thread reaches onerror with its message", async () => {
   await ffiRuntime();
   const thread = startThread(new URL("./_helpers/echo_thread.ts", import.meta.url));

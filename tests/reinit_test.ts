@@ -174,6 +174,8 @@ test(
         onDisconnect: "reinit",
         onReinit: () => encode.reinit(),
         ...fast,
+        // A node-media-server restart outlasted ten retries (~1.8 s) at load 33: allow ~40 s.
+        maxAttempts: 200,
       });
       const m = milestones(sink);
       await gatedFrames(120, (n) => source.frame(n), {

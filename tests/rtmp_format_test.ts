@@ -1,11 +1,18 @@
 // Enhanced FLV tags for AV1, AMF0 and RTMP URLs, without a server.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { parseAv1C } from "../lib/av1/mod.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { decodeAmf0, encodeAmf0 } from "../lib/transport/rtmp/amf.ts";
 import { flvFormat } from "../lib/transport/rtmp/flv.ts";
-import { chunkMessage, parseRtmpUrl } from "../lib/transport/rtmp/rtmp.ts";
+import {
+  adobeAuthQuery,
+  chunkMessage,
+  llnwAuthQuery,
+  parseRtmpUrl,
+  rtmpTransport,
+} from "../lib/transport/rtmp/rtmp.ts";
 import type { Packet } from "../lib/types.ts";
 import { parseFlvVideoTags } from "./_helpers/rtmp_servers.ts";
 
@@ -97,12 +104,62 @@ test("parseRtmpUrl: app, key, default port 1935; bad URLs rejected", () => {
     port: 1935,
     app: "live",
     key: "abc?t=1",
+    secure: false,
     tcUrl: "rtmp://example.com:1935/live",
   });
   assert.equal(parseRtmpUrl("rtmp://127.0.0.1:1940/app/inst/key").app, "app/inst");
   for (const bad of ["rtmp://host", "rtmp://host/app", "rtmp://host:0/a/b", "tcp://host:1/a/b"]) {
-    assert.throws(() => parseRtmpUrl(bad), /rtmp:\/\/host\[:port\]\/app\/key/, bad);
+    assert.throws(() => parseRtmpUrl(bad), /rtmp\[s\]:\/\/\[user:password@\]host\[:port\]\/app\/key/, bad);
   }
+});
+
+test("parseRtmpUrl: rtmps:// defaults to port 443; user:password@ is decoded and kept out of tcUrl", () => {
+  assert.deepEqual(parseRtmpUrl("rtmps://a%40b:p%3Ass%20w@[::1]/live/key"), {
+    host: "::1",
+    port: 443,
+    secure: true,
+    app: "live",
+    key: "key",
+    tcUrl: "rtmps://[::1]:443/live",
+    user: "a@b",
+    password: "p:ss w",
+  });
+  assert.equal(parseRtmpUrl("RTMPS://h:8443/a/k").port, 8443);
+  assert.equal(parseRtmpUrl("rtmp://user@h/a/k").password, undefined);
+  // The message of a bad URL does not repeat its password.
+  assert.throws(() => parseRtmpUrl("rtmp://u:secret@h/app"), (e: Error) => !e.message.includes("secret"));
+  assert.throws(() => parseRtmpUrl("rtmp://u:%zz@h/a/k"), /percent-encoded/);
+  assert.throws(
+    () => rtmpTransport("rtmp://h/a/k", { tls: { rejectUnauthorized: false } }),
+    /tls options apply to rtmps:\/\/ only/,
+  );
+});
+
+test("adobeAuthQuery and llnwAuthQuery: FFmpeg's formulas, worked by hand with node:crypto", () => {
+  const md5 = (s: string, enc: "base64" | "hex") => createHash("md5").update(s).digest(enc);
+  const key = md5("u" + "SALT" + "pw", "base64");
+  assert.equal(
+    adobeAuthQuery("u", "pw", { salt: "SALT", challenge: "CH", opaque: "OP" }, "0badf00d"),
+    `?authmod=adobe&user=u&challenge=0badf00d&response=${md5(key + "OP" + "0badf00d", "base64")}&opaque=OP`,
+  );
+  // Without opaque the server's challenge is hashed, and no opaque is sent back.
+  assert.equal(
+    adobeAuthQuery("u", "pw", { salt: "SALT", challenge: "CH" }, "0badf00d"),
+    `?authmod=adobe&user=u&challenge=0badf00d&response=${md5(key + "CH" + "0badf00d", "base64")}`,
+  );
+  const ha1 = md5("u:live:pw", "hex");
+  const ha2 = md5("publish:/live/_definst_", "hex");
+  assert.equal(
+    llnwAuthQuery("u", "pw", "live", "N", "C"),
+    `?authmod=llnw&user=u&nonce=N&cnonce=C&nc=00000001&response=${
+      md5(`${ha1}:N:00000001:C:auth:${ha2}`, "hex")
+    }`,
+  );
+  // An application with its instance is not given the default one.
+  assert.match(
+    llnwAuthQuery("u", "pw", "app/inst", "N", "C"),
+    new RegExp(`response=${md5(`${ha1}:N:00000001:C:auth:${md5("publish:/app/inst", "hex")}`, "hex")}$`),
+  );
 });
 
 test("chunkMessage splits a message into chunks of chunkSize, repeating an extended timestamp", () => {

@@ -2,13 +2,16 @@
 // frame checked against a file encode, each publish decoded by dav1d; the server killed, restarted and
 // refused mid-stream for each policy.
 import assert from "node:assert/strict";
+import * as net from "node:net";
 import { test } from "node:test";
 import { findSequenceHeader, parseAv1C, stripTemporalDelimiters } from "../lib/av1/mod.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { createSink } from "../lib/stream/sinks.ts";
+import { rtmpTransport } from "../lib/transport/rtmp/rtmp.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
 import {
@@ -19,13 +22,18 @@ import {
   type Publish,
   publishes,
   TcpGate,
+  TLS_FIXTURE,
+  TlsGate,
 } from "./_helpers/rtmp_servers.ts";
 import { gatedFrames, record } from "./_helpers/sink_harness.ts";
 import { sameBytes, until } from "./_helpers/stream_servers.ts";
+import { freePort } from "./_helpers/tcp_peer.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 150 });
 const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
-const fast = { initialDelay: 20, maxDelay: 200, jitter: 0 } as const;
+// Retries every 200 ms at most, for up to ~40 s: a restart of node-media-server took longer than ten
+// retries (~1.8 s) at load 43.
+const fast = { initialDelay: 20, maxDelay: 200, jitter: 0, maxAttempts: 200 } as const;
 const tools = needs("node", "dav1d");
 
 let expectedCache: Packet[] | undefined;
@@ -44,13 +52,16 @@ function frames(gates: Record<number, () => Promise<unknown>> = {}): ReadableStr
   return gatedFrames(source.info.frameCount!, (n) => source.frame(n), gates);
 }
 
-/** The server, a gate in front of its RTMP port, and a player attached to `/live/test`. */
-async function setup() {
+/**
+ * The server, a gate in front of its RTMP port (a TLS front with `secure`: the URL is `rtmps://`), and a
+ * player attached to `/live/test`.
+ */
+async function setup({ secure = false } = {}) {
   const server = await NodeMediaServerProcess.start();
-  const gate = new TcpGate(server.rtmpPort);
+  const gate = secure ? new TlsGate(server.rtmpPort) : new TcpGate(server.rtmpPort);
   await gate.listen();
   const readers: FlvReader[] = [await server.play("live", "test")];
-  const url = `rtmp://127.0.0.1:${gate.port}/live/test`;
+  const url = `${secure ? "rtmps" : "rtmp"}://127.0.0.1:${gate.port}/live/test`;
   let killing: Promise<void> = Promise.resolve();
   return {
     server,
@@ -60,6 +71,16 @@ async function setup() {
     /** Kills the server process and closes the gate: the sink sees a reset, then refusals. */
     kill() {
       return killing = gate.kill().then(() => server.kill());
+    },
+    /**
+     * Kills once the player saw a coded frame of this publish: a kill before the server relayed anything
+     * would leave the first publish unseen (seen once in Bun at load 28).
+     */
+    async killAfterFrames() {
+      await readers.at(-1)!.waitFor((r) =>
+        (publishes(parseFlvVideoTags(r.data())).at(-1)?.frames.length ?? 0) > 0
+      );
+      return this.kill();
     },
     /** Restarts the server, attaches a new player, then opens the gate. */
     async restart() {
@@ -156,7 +177,7 @@ test(
       });
       const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), () => true);
       // The kill comes at frame 60, once the first connection carried some frames.
-      await frames({ 0: () => connected, 60: () => peer.kill() }).pipeThrough(encode).pipeTo(sink);
+      await frames({ 0: () => connected, 60: () => peer.killAfterFrames() }).pipeThrough(encode).pipeTo(sink);
       const list = await peer.publishes();
       assert.ok(list.length >= 2, `${list.length} publish(es)`);
       assertSameAsFileEncode(list, expected);
@@ -279,3 +300,146 @@ test(
     }
   },
 );
+
+test(
+  "rtmps: through a TLS front trusting the test certificate; every frame equals the file encode",
+  tools,
+  async () => {
+    const expected = await fileEncode();
+    const peer = await setup({ secure: true });
+    try {
+      const encode = createEncodeStream(config);
+      const sink = createSink(peer.url, { info: source.info, tls: { ca: TLS_FIXTURE.cert }, ...fast });
+      await frames().pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.equal(list.length, 1);
+      assert.ok(list[0].ended, "SequenceEnd came through");
+      assertSameAsFileEncode(list, expected);
+      assertEachPublishDecodable(list);
+      // tcUrl names the scheme the client used.
+      assert.equal(peer.server.connects[0]?.tcUrl, `rtmps://127.0.0.1:${peer.gate.port}/live`);
+      assert.equal(sink.stats.connections, 1);
+      assert.equal(peer.gate.connections, 1);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmps block: the server killed and restarted mid-stream behind TLS; deduplicated frames equal the file encode",
+  tools,
+  async () => {
+    const expected = await fileEncode();
+    const peer = await setup({ secure: true });
+    try {
+      const encode = createEncodeStream(config);
+      // The certificate names localhost: servername checks it against that name instead of the IP.
+      const sink = createSink(peer.url, {
+        info: source.info,
+        tls: { ca: new TextEncoder().encode(TLS_FIXTURE.cert), servername: "localhost" },
+        ...fast,
+      });
+      const reconnects = record(sink, "reconnect");
+      let restarting = false;
+      sink.on("reconnect", (e) => {
+        if (e.attempt >= 2 && !restarting && !peer.gate.listening) {
+          restarting = true;
+          void peer.restart();
+        }
+      });
+      const connected = until<SinkEvents["connect"]>((cb) => sink.on("connect", cb), () => true);
+      await frames({ 0: () => connected, 60: () => peer.killAfterFrames() }).pipeThrough(encode).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.ok(list.length >= 2, `${list.length} publish(es)`);
+      assertSameAsFileEncode(list, expected);
+      assertEachPublishDecodable(list);
+      assert.ok(sink.stats.resent > 0);
+      assert.equal(sink.stats.dropped, 0);
+      // The outage was retried on the schedule: refused while the front was down.
+      assert.ok(reconnects.some((e) => (e.cause as { code?: string }).code === "ECONNREFUSED"));
+      assert.equal((peer.gate as TlsGate).handshakeErrors.length, 0);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test(
+  "rtmps: a certificate the client does not trust fails at once, saying to pass ca or rejectUnauthorized: false",
+  tools,
+  async () => {
+    const peer = await setup({ secure: true });
+    try {
+      const attempt = async (tls: Record<string, unknown> | undefined) => {
+        const sink = createSink(peer.url, { info: source.info, ...(tls ? { tls } : {}), ...fast });
+        const reconnects = record(sink, "reconnect");
+        const err = await frames().pipeThrough(createEncodeStream(config)).pipeTo(sink).then(
+          () => undefined,
+          (e: EncoderError) => e,
+        );
+        assert.ok(err instanceof EncoderError, String(err));
+        assert.equal(err.code, "IO_ERROR");
+        // Final: no reconnection attempts with the same certificate.
+        assert.equal(reconnects.length, 0);
+        assert.equal(sink.state, "failed");
+        return err;
+      };
+      // The runtime's default roots do not hold a self-signed certificate.
+      const untrusted = await attempt(undefined);
+      assert.match(untrusted.message, /rtmps:\/\/127\.0\.0\.1:\d+\/live\/test/);
+      assert.match(untrusted.message, /does not trust \(DEPTH_ZERO_SELF_SIGNED_CERT/);
+      assert.match(untrusted.message, /pass tls: \{ ca \}.*or tls: \{ rejectUnauthorized: false \}/);
+      // A name the certificate does not hold.
+      const misnamed = await attempt({ ca: TLS_FIXTURE.cert, servername: "stream.example" });
+      assert.equal((misnamed.cause as { code?: string }).code, "ERR_TLS_CERT_ALTNAME_INVALID");
+      assert.match(misnamed.message, /certificate for another name/);
+      assert.match(misnamed.message, /servername/);
+      assert.equal(peer.server.connects.length, 0, "nothing reached the server");
+      // rejectUnauthorized: false publishes over the same front.
+      const sink = createSink(peer.url, { info: source.info, tls: { rejectUnauthorized: false }, ...fast });
+      await frames().pipeThrough(createEncodeStream(config)).pipeTo(sink);
+      const list = await peer.publishes();
+      assert.equal(list.length, 1);
+      assertEachPublishDecodable(list);
+    } finally {
+      await peer.close();
+    }
+  },
+);
+
+test("rtmp and rtmps on each other's port: the error names the other scheme; a refusal stays a refusal", async () => {
+  // A TLS front (its upstream never used) and a plain server that drops a first byte other than RTMP's 3.
+  const front = new TlsGate(1);
+  await front.listen();
+  const plain = net.createServer((s) => {
+    s.on("error", () => {});
+    s.once("data", (d: Uint8Array) => d[0] !== 3 && s.destroy());
+  });
+  await new Promise<void>((r) => plain.listen(0, "127.0.0.1", () => r()));
+  const plainPort = (plain.address() as net.AddressInfo).port;
+  const refusedPort = await freePort();
+  const open = (url: string) =>
+    rtmpTransport(url).connect({ timeout: 20_000, contentType: "" }).then(
+      (link) => (link.destroy(new Error("unexpected")), undefined),
+      (e: Error & { code?: string }) => e,
+    );
+  try {
+    const toTls = await open(`rtmp://127.0.0.1:${front.port}/live/k`);
+    assert.match(
+      toTls!.message,
+      /closed the connection during handshake.*if it serves rtmps:\/\/, use rtmps:\/\//,
+    );
+    const toPlain = await open(`rtmps://127.0.0.1:${plainPort}/live/k`);
+    assert.match(
+      toPlain!.message,
+      /TLS handshake with 127\.0\.0\.1:\d+ failed.*if that port serves plain RTMP, use rtmp:\/\//,
+    );
+    const refused = await open(`rtmps://127.0.0.1:${refusedPort}/live/k`);
+    assert.equal(refused!.code, "ECONNREFUSED");
+    assert.doesNotMatch(refused!.message, /TLS handshake/);
+  } finally {
+    await front.close();
+    await new Promise<void>((r) => plain.close(() => r()));
+  }
+});

@@ -194,6 +194,41 @@ for (const codec of ["svt-av1", "rav1e"] as const) {
   );
 }
 
+test(
+  "whip → chromium with playoutDelay 0: chromium's answer accepts the playout-delay extension and decodes every frame",
+  { ...needsChromium(), timeout: 90_000 },
+  () =>
+    withChromium(async (context, logs) => {
+      const page = await context.newPage();
+      page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+      const ep = await ChromiumWhipEndpoint.start(page);
+      try {
+        const count = 60;
+        const sent: Sent = { packets: 0, keys: [] };
+        const encode = createEncodeStream(encoderConfig("svt-av1", 30));
+        const { sink, seen, connected } = loopbackSink(ep, encode, { playoutDelay: { min: 0, max: 0 } });
+        let last: Stat[] = [];
+        await frames(count, { 0: () => connected.then(() => ep.receiverConnected()) })
+          .pipeThrough(encode)
+          .pipeThrough(
+            tap(sent, async () => (last = await pollStats(ep, (s) => handled(s) >= count, 15_000))),
+          )
+          .pipeTo(sink);
+        const uri = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+        assert.match(ep.sessions[0].offer, new RegExp(`^a=extmap:\\d+ ${uri}\r?$`, "m"), "offered");
+        assert.match(ep.sessions[0].answer, new RegExp(`^a=extmap:\\d+ ${uri}\r?$`, "m"), "accepted");
+        const { inbound } = inboundVideo(last);
+        assert.equal(sent.packets, count);
+        assert.equal(inbound?.framesReceived, count);
+        assert.equal(Number(inbound?.framesDecoded) + Number(inbound?.framesDropped), count);
+        assert.equal(inbound?.frameWidth, WIDTH);
+        assertLoopback(ep, last, seen);
+      } finally {
+        await ep.close();
+      }
+    }),
+);
+
 for (const codec of ["svt-av1", "rav1e"] as const) {
   test(
     `whip → chromium: after a ${codec} stream's network is cut, the receiver's PLI brings a key frame and decoding resumes`,

@@ -13,10 +13,14 @@ const lane = (workerData as { bulkLane?: boolean }).bulkLane === true;
 const bulkIn = lane ? new BulkReceiver() : null;
 const bulkOut = lane ? new BulkSender() : null;
 /**
- * What the thread's `onmessage` receives. `release`, where present, gives the space of the message's
- * byte payloads in the shared ring back to the sender: they are views into it, not copies (see
- * `BulkReceiver.decodeInPlace`). A handler that has read them early may call it; otherwise it is called
- * once the handler returns, or once the promise it returns settles.
+ * What the thread's `onmessage` receives. By default each byte payload is a copy of its own and the ring's
+ * space is given back as the message arrives. A thread that sets `inPlaceMessages = true` on its scope
+ * gets the payloads as views into the shared ring instead (see `BulkReceiver.decodeInPlace`), with
+ * `release` to give their space back: the handler must return a promise that settles only once it has
+ * read them (or call `release` itself when done); `release` is called once the handler returns, or once
+ * that promise settles. A handler that queues the message and returns at once must not opt in: the
+ * sender writes its next payloads over the views (the SRT thread did, and Deno's SRT streams arrived with
+ * the bytes of later packets).
  */
 export interface ThreadMessageEvent {
   data: unknown;
@@ -42,9 +46,11 @@ function deliver(event: ThreadMessageEvent) {
 // Listen at once: Deno's worker_threads drops messages that reach a port with no listener yet (a thread
 // told to start its first encoder as it was created never heard of it).
 port.on("message", (raw: unknown) => {
-  const event: ThreadMessageEvent = bulkIn
+  const event: ThreadMessageEvent = !bulkIn
+    ? { data: raw }
+    : (globalThis as { inPlaceMessages?: boolean }).inPlaceMessages === true
     ? bulkIn.decodeInPlace(raw)
-    : { data: raw };
+    : { data: bulkIn.decode(raw) };
   if (handler) deliver(event);
   else early.push(event);
 });

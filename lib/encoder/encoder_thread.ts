@@ -5,17 +5,43 @@
  * caller's thread.
  * @module
  */
+import v8 from "node:v8";
+import vm from "node:vm";
 import { ffiRuntime, loadedRuntime } from "../../ffi/runtime/mod.ts";
 import { Rav1eBackend } from "./rav1e_worker.ts";
 import { libc } from "./realtime_threads.ts";
 import { SvtAv1Backend } from "./svt_av1_worker.ts";
 import { serveEncoders } from "./worker_serve.ts";
 
+/**
+ * V8's full garbage collection for this thread (Deno and Node), or undefined. An encoder thread's heap
+ * only grows between encoders: each leaves a little garbage (its messages, descriptors, packets handed
+ * over) that V8 collects late, as the thread is mostly inside native calls. That was most of Deno's
+ * RSS growth over 1000 short encodes once the native heap was released (bench/results.md, "Encoder
+ * cycles"). `--expose-gc` set at run time exposes `gc` to new contexts only, hence the one-line context.
+ * Bun's threads stayed flat and are left alone.
+ */
+function fullCollection(): (() => void) | undefined {
+  if ("Bun" in globalThis) return undefined;
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc");
+    return typeof gc === "function" ? gc as () => void : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const collect = fullCollection();
+
 serveEncoders(
   { "svt-av1": () => new SvtAv1Backend(), rav1e: () => new Rav1eBackend() },
   {
     block: async (ms) => void libc(await ffiRuntime())?.symbols.usleep(Math.min(ms, 3_600_000) * 1000),
-    // Off glibc (musl) there is no malloc_trim: nothing to do.
-    releaseMemory: () => void libc(loadedRuntime())?.symbols.malloc_trim?.(0),
+    releaseMemory: () => {
+      // Garbage first: what it frees goes back to the native heap, which malloc_trim then hands back (off
+      // glibc, musl, there is no malloc_trim: nothing more to do).
+      collect?.();
+      libc(loadedRuntime())?.symbols.malloc_trim?.(0);
+    },
   },
 );

@@ -16,6 +16,8 @@ export interface WorkerScope {
    * handler returns settles.
    */
   onmessage: ((e: { data: ToWorker; release?: () => void }) => unknown) | null;
+  /** Asks for frame bytes as views into the shared ring, where the thread has one (see above). */
+  inPlaceMessages?: boolean;
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
   close(): void;
   /**
@@ -81,6 +83,9 @@ export function serveEncoders(
 
   // Messages are handled strictly one after another, even though init is async.
   let chain: Promise<void> = Promise.resolve();
+  // Frames are read in place: each message's handling is chained and the promise returned, and a frame's
+  // space is released as soon as the library has copied it.
+  scope.inPlaceMessages = true;
   scope.onmessage = (e) => {
     const msg = e.data;
     chain = chain.then(async () => {

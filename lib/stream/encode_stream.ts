@@ -130,7 +130,10 @@ export function createEncodeStream(config: EncodeStreamConfig): EncodeStream {
       } catch { /* already closed */ }
     }
     if (side !== "writable") writableController?.error(reason);
-    await encoder?.close().catch(() => {});
+    // Cancelled before the encoder was up (a sink that failed at once): close it once it is, or its
+    // thread outlives the stream (Node then never exits).
+    const open = encoder ?? await encoderPromise.catch(() => undefined);
+    await open?.close().catch(() => {});
   };
 
   const writable = new WritableStream<Frame>({

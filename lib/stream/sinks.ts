@@ -88,9 +88,11 @@ export function httpSink(url: string, options: PacketSinkOptions & HttpTransport
 }
 
 /**
- * A sink publishing to an RTMP server (`rtmp://host[:port]/app/key`, port 1935 by default) in the Enhanced
- * RTMP form for AV1: every connection does the handshake, `connect` (advertising `fourCcList: ["av01"]`),
- * `createStream` and `publish` again, then sends `SequenceStart` (the `av1C` record) and a key frame.
+ * A sink publishing to an RTMP server (`rtmp://host[:port]/app/key`, port 1935 by default; `rtmps://` over
+ * TLS, port 443 by default, with `tls: { ca, rejectUnauthorized, servername }`) in the Enhanced RTMP form
+ * for AV1. A server asking to authenticate (`authmod=adobe` or `llnw`) gets the URL's `user:password@`
+ * or the `user` and `password` options. Every connection does the handshake, `connect` (advertising
+ * `fourCcList: ["av01"]`), `createStream` and `publish` again, then sends `SequenceStart` (the `av1C` record) and a key frame.
  * Needs `info` for the timestamps (frame numbers become milliseconds) and `onMetaData`.
  *
  * @example
@@ -150,7 +152,7 @@ export function stdoutSink(options: PacketSinkOptions = {}): PacketSink {
 
 /**
  * Picks the sink for an output: `tcp://host:port`, `srt://host:port[?latency=…&passphrase=…]`,
- * `whip+http(s)://…` (WebRTC), `rtmp://host[:port]/app/key`, `ws://…` / `wss://…`,
+ * `whip+http(s)://…` (WebRTC), `rtmp[s]://[user:password@]host[:port]/app/key`, `ws://…` / `wss://…`,
  * `http://…` / `https://…`, `-`
  * for stdout, anything else a file path. A path ending in `.obu` (or `format: "obu"`) writes the
  * low-overhead bitstream; everything else IVF.
@@ -177,7 +179,7 @@ export function createSink(
   // SrtSink and WhipSink add transportStats(): RTT (SRT) and send bitrate (WebRTC) for the progress line.
   if (/^srt:\/\//i.test(target)) return srtSink(target, options);
   if (/^whip\+https?:\/\//i.test(target)) return whipSink(target, options);
-  if (/^rtmp:\/\//i.test(target)) return rtmpSink(target, options);
+  if (/^rtmps?:\/\//i.test(target)) return rtmpSink(target, options);
   if (/^wss?:\/\//i.test(target)) return webSocketSink(target, options);
   if (/^https?:\/\//i.test(target)) return httpSink(target, options);
   const format = options.format ?? (/\.obu$/i.test(target) ? "obu" : "ivf");
@@ -187,7 +189,7 @@ export function createSink(
       "INVALID_CONFIG",
       `Unsupported output ${
         JSON.stringify(target)
-      }: use tcp://, rtmp://, srt://, whip+http(s)://, ws://, wss://, http://, https://, - or a file path`,
+      }: use tcp://, rtmp(s)://, srt://, whip+http(s)://, ws://, wss://, http://, https://, - or a file path`,
     );
   }
   return filePacketSink(target, { ...options, format });

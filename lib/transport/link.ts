@@ -8,6 +8,11 @@
 export interface LinkError extends Error {
   /** The system's error code (`ECONNREFUSED`, `EPIPE`…), when the failure came from the socket. */
   code?: string;
+  /**
+   * True when reconnecting cannot help (a certificate the client does not trust, credentials the server
+   * refused): the sink gives up at once instead of retrying on its backoff schedule.
+   */
+  final?: boolean;
 }
 
 /** Makes a {@linkcode LinkError}. */

@@ -16,6 +16,12 @@ export { type Link, type LinkError, type Transport } from "./link.ts";
 export { fileTransport, stdoutTransport, writableTransport } from "./local.ts";
 export { type AmfValue, decodeAmf0, encodeAmf0 } from "./rtmp/amf.ts";
 export { flvFormat, type FlvFormatOptions } from "./rtmp/flv.ts";
-export { parseRtmpUrl, type RtmpAddress, rtmpTransport, type RtmpTransportOptions } from "./rtmp/rtmp.ts";
+export {
+  parseRtmpUrl,
+  type RtmpAddress,
+  type RtmpTlsOptions,
+  rtmpTransport,
+  type RtmpTransportOptions,
+} from "./rtmp/rtmp.ts";
 export { parseTcpUrl, tcpTransport } from "./tcp.ts";
 export { webSocketTransport, type WebSocketTransportOptions } from "./websocket.ts";

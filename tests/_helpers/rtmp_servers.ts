@@ -6,11 +6,12 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { dav1dFrameCount } from "./encode.ts";
 import { freePort, TcpPeer } from "./tcp_peer.ts";
@@ -207,6 +208,30 @@ export class TcpGate extends TcpPeer {
     }
     client.pipe(upstream);
     upstream.pipe(client);
+  }
+}
+
+/** The test-only certificate (self-signed, for `localhost`, 127.0.0.1 and ::1, valid until 2126) and its key. */
+export const TLS_FIXTURE = {
+  cert: readFileSync(fileURLToPath(new URL("../fixtures/tls/localhost.crt", import.meta.url)), "utf8"),
+  key: readFileSync(fileURLToPath(new URL("../fixtures/tls/localhost.key", import.meta.url)), "utf8"),
+};
+
+/**
+ * A TLS front: terminates TLS with {@linkcode TLS_FIXTURE} and forwards the plain bytes to `target`, as
+ * a TLS proxy in front of an RTMP server does for `rtmps://`; `kill()` resets all and stops listening.
+ */
+export class TlsGate extends TcpGate {
+  /** TLS handshakes that failed (the client refused our certificate). */
+  handshakeErrors: Error[] = [];
+
+  protected override createServer(
+    options: net.ServerOpts,
+    listener: (socket: net.Socket) => void,
+  ): net.Server {
+    const server = tls.createServer({ ...options, key: TLS_FIXTURE.key, cert: TLS_FIXTURE.cert }, listener);
+    server.on("tlsClientError", (e: Error) => this.handshakeErrors.push(e));
+    return server;
   }
 }
 

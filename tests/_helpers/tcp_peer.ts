@@ -45,8 +45,13 @@ export abstract class TcpPeer {
     socket.on("close", () => this.#sockets.delete(socket));
   }
 
+  /** Makes the server: a `node:net` one here, a `node:tls` one in a TLS peer. */
+  protected createServer(options: net.ServerOpts, listener: (socket: net.Socket) => void): net.Server {
+    return net.createServer(options, listener);
+  }
+
   listen(): Promise<void> {
-    const server = net.createServer(this.#options, (socket) => this.accept(socket));
+    const server = this.createServer(this.#options, (socket) => this.accept(socket));
     this.#server = server;
     return new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -63,8 +68,13 @@ export abstract class TcpPeer {
     this.#server = undefined;
     for (const s of this.#sockets) {
       const r = s as net.Socket & { resetAndDestroy?: () => void };
-      if (r.resetAndDestroy) r.resetAndDestroy();
-      else s.destroy();
+      // Node cannot reset a TLS socket (ERR_INVALID_HANDLE_TYPE): that one gets a plain destroy.
+      try {
+        if (r.resetAndDestroy) r.resetAndDestroy();
+        else s.destroy();
+      } catch {
+        s.destroy();
+      }
     }
     this.#sockets.clear();
     if (server) await new Promise<void>((r) => server.close(() => r()));

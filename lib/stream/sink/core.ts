@@ -432,6 +432,16 @@ export class SinkCore {
         });
       } catch (e) {
         cause = asError(e);
+        // A refused certificate or password comes back the same on every attempt.
+        if (cause.final) {
+          throw new EncoderError(
+            "IO_ERROR",
+            `Could not connect to ${this.transport.name}: ${cause.message}`,
+            {
+              cause,
+            },
+          );
+        }
         continue;
       }
       if (this.#error) {

@@ -8,47 +8,99 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { EncoderError } from "../../errors.ts";
 import { asError, type Link, type LinkError, linkError, type Transport } from "../link.ts";
 import { SocketLink } from "../tcp.ts";
 import { type AmfValue, decodeAmf0, encodeAmf0 } from "./amf.ts";
 
-/** Where to publish: `rtmp://host[:port]/app/key`. */
+/** Where to publish: `rtmp[s]://[user:password@]host[:port]/app/key`. */
 export interface RtmpAddress {
   /** Host name or address of the server. */
   host: string;
-  /** TCP port (1935 unless the URL names one). */
+  /** TCP port (1935 for `rtmp://`, 443 for `rtmps://`, unless the URL names one). */
   port: number;
+  /** True for `rtmps://`: RTMP inside TLS. */
+  secure: boolean;
   /** Application: every path segment but the last (`live`, `app/instance`). */
   app: string;
   /** Stream key: the last path segment, with its query string. */
   key: string;
-  /** `rtmp://host:port/app`, the `tcUrl` of `connect`. */
+  /** `rtmp[s]://host:port/app`, the `tcUrl` of `connect` (never with the credentials). */
   tcUrl: string;
+  /** The user of the URL's `user:password@`, percent-decoded, for a server that asks to authenticate. */
+  user?: string;
+  /** The password of the URL's `user:password@`, percent-decoded. */
+  password?: string;
 }
 
 /**
- * Parses `rtmp://host[:port]/app/key` (default port 1935).
+ * Parses `rtmp[s]://[user:password@]host[:port]/app/key` (default port 1935, or 443 for `rtmps://`).
  *
  * @example
  * ```ts
  * import { parseRtmpUrl } from "./rtmp.ts";
  * console.log(parseRtmpUrl("rtmp://127.0.0.1/live/stream1").port); // 1935
+ * console.log(parseRtmpUrl("rtmps://live.example.com/app/key").port); // 443
  * ```
  */
 export function parseRtmpUrl(url: string): RtmpAddress {
-  const m = /^rtmp:\/\/(\[[^\]]+\]|[^:/?#]+)(?::(\d+))?\/([^?#]+?)\/([^/]+)$/i.exec(url);
-  const port = m?.[2] ? Number(m[2]) : 1935;
-  if (!m || !(port > 0 && port < 65536) || !m[4]) {
+  const m = /^rtmp(s?):\/\/(?:([^@/?#]*)@)?(\[[^\]]+\]|[^:/?#@]+)(?::(\d+))?\/([^?#]+?)\/([^/]+)$/i.exec(url);
+  const secure = !!m?.[1];
+  const port = m?.[4] ? Number(m[4]) : secure ? 443 : 1935;
+  if (!m || !(port > 0 && port < 65536) || !m[6]) {
     throw new EncoderError(
       "INVALID_CONFIG",
-      `RTMP address must look like rtmp://host[:port]/app/key, got ${JSON.stringify(url)}`,
+      `RTMP address must look like rtmp[s]://[user:password@]host[:port]/app/key, got ${
+        JSON.stringify(url.replace(/\/\/[^@/]*@/, "//…@"))
+      }`,
     );
   }
-  const host = m[1].replace(/^\[|\]$/g, "");
+  const host = m[3].replace(/^\[|\]$/g, "");
   const hostPart = host.includes(":") ? `[${host}]` : host;
-  return { host, port, app: m[3], key: m[4], tcUrl: `rtmp://${hostPart}:${port}/${m[3]}` };
+  const scheme = secure ? "rtmps" : "rtmp";
+  const address: RtmpAddress = {
+    host,
+    port,
+    secure,
+    app: m[5],
+    key: m[6],
+    tcUrl: `${scheme}://${hostPart}:${port}/${m[5]}`,
+  };
+  if (m[2] !== undefined) {
+    const colon = m[2].indexOf(":");
+    const decode = (s: string) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        throw new EncoderError(
+          "INVALID_CONFIG",
+          "The user:password of an RTMP URL must be percent-encoded (a % followed by two hex digits)",
+        );
+      }
+    };
+    address.user = decode(colon < 0 ? m[2] : m[2].slice(0, colon));
+    if (colon >= 0) address.password = decode(m[2].slice(colon + 1));
+  }
+  return address;
+}
+
+/** TLS settings of an `rtmps://` connection (`node:tls`'s, which Deno, Bun and Node share). */
+export interface RtmpTlsOptions {
+  /**
+   * Certificates to trust instead of the runtime's default roots, PEM: the server's own self-signed
+   * certificate, or the CA that signed it.
+   */
+  ca?: string | Uint8Array | (string | Uint8Array)[];
+  /** False accepts any certificate (no verification at all: for tests and trusted networks). Default true. */
+  rejectUnauthorized?: boolean;
+  /**
+   * The name sent in SNI and checked against the certificate, when it is not the URL's host (a server
+   * reached by its IP address whose certificate names its host name). Default: the URL's host name.
+   */
+  servername?: string;
 }
 
 /** Options of {@linkcode rtmpTransport}. */
@@ -57,6 +109,15 @@ export interface RtmpTransportOptions {
   chunkSize?: number;
   /** `flashVer` of `connect`. Default `"FMLE/3.0 (compatible; av1-stream)"`. */
   flashVer?: string;
+  /** TLS settings for `rtmps://`. */
+  tls?: RtmpTlsOptions;
+  /**
+   * User for a server that asks to authenticate (Adobe's `authmod=adobe` or Limelight's `authmod=llnw`
+   * challenge); overrides the URL's `user:password@`.
+   */
+  user?: string;
+  /** Password for {@linkcode RtmpTransportOptions.user}; overrides the URL's. */
+  password?: string;
 }
 
 const MSG_SET_CHUNK_SIZE = 1;
@@ -112,7 +173,7 @@ export function chunkMessage(
 }
 
 /** A message read from the chunk stream. */
-interface RtmpMessage {
+export interface RtmpMessage {
   type: number;
   streamId: number;
   timestamp: number;
@@ -129,8 +190,8 @@ interface ChunkStreamState {
   got: number;
 }
 
-/** Reassembles messages from the server's chunk stream. */
-class ChunkReader {
+/** Reassembles messages from a chunk stream (the server's here; the client's in the test servers). */
+export class ChunkReader {
   chunkSize = 128;
   #buf = new Uint8Array(0);
   #streams = new Map<number, ChunkStreamState>();
@@ -229,7 +290,9 @@ function info(values: AmfValue[]): { code?: string; level?: string; description?
 }
 
 /**
- * A transport publishing to an RTMP server. Its links take an FLV stream ({@linkcode flvFormat}).
+ * A transport publishing to an RTMP server (`rtmp://`, or `rtmps://` over TLS). Its links take an FLV
+ * stream ({@linkcode flvFormat}). A server that asks to authenticate (`authmod=adobe` or `authmod=llnw`)
+ * gets the user and password of the URL or the options.
  *
  * @example
  * ```ts
@@ -245,41 +308,299 @@ export function rtmpTransport(url: string | RtmpAddress, options: RtmpTransportO
     throw new EncoderError("INVALID_CONFIG", `chunkSize must be an integer from 128, got ${chunkSize}`);
   }
   const flashVer = options.flashVer ?? "FMLE/3.0 (compatible; av1-stream)";
+  if (options.tls && !address.secure) {
+    throw new EncoderError(
+      "INVALID_CONFIG",
+      `tls options apply to rtmps:// only, and ${address.tcUrl} is plain RTMP: use rtmps:// for TLS`,
+    );
+  }
+  const settings: ConnectSettings = {
+    chunkSize,
+    flashVer,
+    tls: options.tls ?? {},
+    user: options.user ?? address.user,
+    password: options.password ?? address.password,
+  };
   return {
     name: `${address.tcUrl}/${address.key}`,
     reconnects: true,
-    connect: ({ timeout }) => connectRtmp(address, { chunkSize, flashVer, timeout }),
+    connect: ({ timeout }) => connectRtmp(address, settings, timeout),
   };
 }
 
-function connectRtmp(
+interface ConnectSettings {
+  chunkSize: number;
+  flashVer: string;
+  tls: RtmpTlsOptions;
+  user?: string;
+  password?: string;
+}
+
+/** How one connection ended before publishing: the server rejected `connect` asking to authenticate. */
+interface AuthRejection {
+  rejected: string;
+}
+
+/**
+ * Publishes, authenticating when the server asks: each step of the challenge is a new connection
+ * (the server closes the one it rejected), at most three in all, within one `timeout`.
+ */
+async function connectRtmp(address: RtmpAddress, settings: ConnectSettings, timeout: number): Promise<Link> {
+  const deadline = performance.now() + timeout;
+  const auth = new RtmpAuth(address, settings);
+  let query = "";
+  for (let connection = 1;; connection++) {
+    const left = Math.max(1, deadline - performance.now());
+    const result = await publishOnce(address, settings, query, left, timeout);
+    if (!("rejected" in result)) return result;
+    query = auth.next(result.rejected, connection);
+  }
+}
+
+/** The challenge methods of {@linkcode RtmpAuth}. */
+type AuthMethod = "adobe" | "llnw";
+
+function md5(text: string, encoding: "base64" | "hex"): string {
+  return createHash("md5").update(text, "utf8").digest(encoding);
+}
+
+/**
+ * The query that answers Adobe's challenge (`authmod=adobe`), appended to `app` and `tcUrl` of the next
+ * `connect`, as FFmpeg (libavformat/rtmpproto.c, `do_adobe_auth`) and librtmp compute it:
+ * `response = base64(md5(base64(md5(user + salt + password)) + (opaque or challenge) + challenge2))`,
+ * where `challenge2` is ours.
+ */
+export function adobeAuthQuery(
+  user: string,
+  password: string,
+  server: { salt: string; challenge?: string; opaque?: string },
+  challenge2: string,
+): string {
+  const hash1 = md5(user + server.salt + password, "base64");
+  // librtmp takes the challenge when opaque is empty; FFmpeg when it is absent.
+  const response = md5(hash1 + (server.opaque || server.challenge || "") + challenge2, "base64");
+  return `?authmod=adobe&user=${encodeURIComponent(user)}&challenge=${challenge2}&response=${response}`
+    + (server.opaque ? `&opaque=${server.opaque}` : "");
+}
+
+/**
+ * The query that answers Limelight's challenge (`authmod=llnw`), as FFmpeg's `do_llnw_auth`: HTTP digest
+ * (RFC 2617, `qop=auth`) with realm `live`, method `publish` and the URI `/app` (`/app/_definst_` when
+ * the application names no instance), hex MD5s.
+ */
+export function llnwAuthQuery(
+  user: string,
+  password: string,
+  app: string,
+  nonce: string,
+  cnonce: string,
+): string {
+  const nc = "00000001";
+  const ha1 = md5(`${user}:live:${password}`, "hex");
+  const ha2 = md5(`publish:/${app}${app.includes("/") ? "" : "/_definst_"}`, "hex");
+  const response = md5(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${ha2}`, "hex");
+  return `?authmod=llnw&user=${encodeURIComponent(user)}&nonce=${nonce}&cnonce=${cnonce}&nc=${nc}`
+    + `&response=${response}`;
+}
+
+/** Eight random hex digits, like FFmpeg's `challenge2` and `cnonce`. */
+function randomHex(): string {
+  const b = crypto.getRandomValues(new Uint8Array(4));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What to send after each rejected `connect` of a server asking to authenticate. The exchange, in the
+ * `description` of the server's `NetConnection.Connect.Rejected`:
+ * 1. `… code=403 need auth; authmod=adobe …`: connect again with `?authmod=adobe&user=U`;
+ * 2. `… authmod=adobe … ?reason=needauth&user=U&salt=S&challenge=C&opaque=O`: connect again with the
+ *    response ({@linkcode adobeAuthQuery}); `authmod=llnw` sends a `nonce` instead ({@linkcode llnwAuthQuery});
+ * 3. `?reason=authfailed` or `?reason=nosuchuser`: the credentials are wrong.
+ * Every failure here is final: a reconnection would send the same credentials.
+ */
+class RtmpAuth {
+  #address: RtmpAddress;
+  #user?: string;
+  #password?: string;
+  #step: "none" | "user" | "response" = "none";
+
+  constructor(address: RtmpAddress, settings: ConnectSettings) {
+    this.#address = address;
+    this.#user = settings.user;
+    this.#password = settings.password;
+  }
+
+  /** The query of the next connection after the rejection `description`; throws a final error. */
+  next(description: string, connection: number): string {
+    const method = /authmod=(adobe|llnw)\b/.exec(description)![1] as AuthMethod;
+    const where = `The RTMP server ${this.#address.tcUrl}`;
+    const user = this.#user;
+    const password = this.#password;
+    const final = (message: string) => {
+      const err = linkError("EACCES", message);
+      err.final = true;
+      return err;
+    };
+    if (!user || password === undefined) {
+      throw final(
+        `${where} asks for a user and password (authmod=${method}): put them in the URL `
+          + `(rtmp://user:password@host/app/key, percent-encoded) or pass the user and password options`,
+      );
+    }
+    if (/\?reason=authfailed\b/.test(description)) {
+      throw final(
+        `${where} refused the password of user ${
+          JSON.stringify(user)
+        } (authmod=${method}): check the password`,
+      );
+    }
+    if (/\?reason=nosuchuser\b/.test(description)) {
+      throw final(
+        `${where} does not know the user ${JSON.stringify(user)} (authmod=${method}): check the user`,
+      );
+    }
+    if (this.#step === "response" || connection >= 3) {
+      throw final(`${where} rejected the ${method} authentication response: ${description}`);
+    }
+    if (/code=403 need auth/.test(description)) {
+      if (this.#step !== "none") throw final(`${where} asked for the user name twice: ${description}`);
+      this.#step = "user";
+      return `?authmod=${method}&user=${encodeURIComponent(user)}`;
+    }
+    const at = description.indexOf("?reason=needauth");
+    if (at < 0) {
+      throw final(`${where} rejected the connection without a challenge (authmod=${method}): ${description}`);
+    }
+    const params = new Map<string, string>();
+    for (const part of description.slice(at + 1).split(/\s/)[0].split("&")) {
+      const eq = part.indexOf("=");
+      if (eq > 0) params.set(part.slice(0, eq), part.slice(eq + 1));
+    }
+    this.#step = "response";
+    // The server names the user it challenges; it is ours unless it left it out.
+    const challenged = params.get("user") || user;
+    return method === "adobe"
+      ? adobeAuthQuery(challenged, password, {
+        salt: params.get("salt") ?? "",
+        challenge: params.get("challenge"),
+        opaque: params.get("opaque"),
+      }, randomHex())
+      : llnwAuthQuery(challenged, password, this.#address.app, params.get("nonce") ?? "", randomHex());
+  }
+}
+
+/** PEM certificates as strings: node:tls wants strings or Buffers, and a Uint8Array is neither. */
+function pemStrings(ca: string | Uint8Array | (string | Uint8Array)[]): string[] {
+  return (Array.isArray(ca) ? ca : [ca]).map((c) => typeof c === "string" ? c : new TextDecoder().decode(c));
+}
+
+/** TLS verification codes (OpenSSL's, as node:tls names them): the certificate, not the network. */
+const CERT_ERRORS = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "HOSTNAME_MISMATCH",
+]);
+
+/**
+ * A certificate the client does not accept, as a final {@linkcode LinkError} saying which option fixes
+ * it: reconnecting would meet the same certificate. Other errors are returned as they are.
+ */
+function certificateError(err: LinkError, address: RtmpAddress, tls: RtmpTlsOptions): LinkError {
+  const code = err.code ?? "";
+  if (!CERT_ERRORS.has(code) && !/CERT/.test(code)) return err;
+  const where = `The RTMPS server ${address.host}:${address.port}`;
+  const out = code === "ERR_TLS_CERT_ALTNAME_INVALID" || code === "HOSTNAME_MISMATCH"
+    ? linkError(
+      code,
+      `${where} presented a certificate for another name (${err.message}): connect by a name the `
+        + `certificate holds, or pass tls: { servername: "<a name in the certificate>" }${
+          tls.servername ? ` instead of ${JSON.stringify(tls.servername)}` : ""
+        }`,
+      err,
+    )
+    : linkError(
+      code,
+      `${where} presented a certificate this client does not trust (${code}: ${err.message}): pass `
+        + `tls: { ca } with the server's certificate or its CA (PEM)${
+          tls.ca ? " (the ca given does not verify it)" : ""
+        }, or tls: { rejectUnauthorized: false } to accept any certificate`,
+      err,
+    );
+  out.final = true;
+  return out;
+}
+
+/** One connection: handshake, `connect` (with the authentication `query`), `createStream`, `publish`. */
+function publishOnce(
   address: RtmpAddress,
-  options: { chunkSize: number; flashVer: string; timeout: number },
-): Promise<Link> {
-  return new Promise<Link>((resolve, reject) => {
-    const socket = net.connect({ host: address.host, port: address.port });
+  options: ConnectSettings,
+  query: string,
+  timeout: number,
+  fullTimeout: number,
+): Promise<Link | AuthRejection> {
+  return new Promise<Link | AuthRejection>((resolve, reject) => {
+    const socket: net.Socket = address.secure
+      ? tls.connect({
+        host: address.host,
+        port: address.port,
+        ...(options.tls.ca !== undefined ? { ca: pemStrings(options.tls.ca) } : {}),
+        rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+        ...(options.tls.servername ? { servername: options.tls.servername } : {}),
+      })
+      : net.connect({ host: address.host, port: address.port });
     socket.setNoDelay(true);
     const reader = new ChunkReader();
-    let stage: "handshake" | "connect" | "createStream" | "publish" = "handshake";
+    let stage: "TLS" | "handshake" | "connect" | "createStream" | "publish" = address.secure
+      ? "TLS"
+      : "handshake";
     let handshake = new Uint8Array(0);
     let streamId = 0;
     let settled = false;
-    const fail = (err: LinkError) => {
-      if (settled) return;
+    let tcpConnected = false;
+    const finish = () => {
       settled = true;
       clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+    };
+    const fail = (err: LinkError) => {
+      if (settled) return;
+      finish();
       socket.destroy();
       reject(err);
+    };
+    const onError = (err: LinkError) => {
+      if (!address.secure) return fail(err);
+      const cert = certificateError(err, address, options.tls);
+      if (cert !== err || stage !== "TLS" || !tcpConnected) return fail(cert);
+      // A plain RTMP server drops a TLS ClientHello the same way: say which mismatch that may be.
+      fail(linkError(
+        err.code ?? "ECONNRESET",
+        `The TLS handshake with ${address.host}:${address.port} failed (${err.message}): if that port serves `
+          + `plain RTMP, use rtmp://`,
+        err,
+      ));
     };
     const timer = setTimeout(
       () =>
         fail(
           linkError(
             "ETIMEDOUT",
-            `Publishing to ${address.tcUrl} did not start within ${options.timeout} ms (${stage})`,
+            `Publishing to ${address.tcUrl} did not start within ${fullTimeout} ms (${stage})`,
           ),
         ),
-      options.timeout,
+      timeout,
     );
     const send = (csid: number, type: number, sid: number, payload: Uint8Array) =>
       socket.write(chunkMessage(csid, type, sid, 0, payload, options.chunkSize));
@@ -292,10 +613,18 @@ function connectRtmp(
       const [name, transaction] = cmd;
       if (name === "_error" || (name === "onStatus" && info(cmd).level === "error")) {
         const i = info(cmd);
+        const description = String(i.description ?? "");
+        // A server asking to authenticate rejects connect with the method in the description; the
+        // next step (user name, then the response to its challenge) is a new connection.
+        if (stage === "connect" && /authmod=(adobe|llnw)\b/.test(description)) {
+          finish();
+          socket.destroy();
+          return resolve({ rejected: description });
+        }
         return fail(
           linkError(
             "EPROTO",
-            `The RTMP server refused ${stage}: ${i.code ?? ""} ${i.description ?? ""}`.trim(),
+            `The RTMP server refused ${stage}: ${i.code ?? ""} ${description}`.trim(),
           ),
         );
       }
@@ -309,11 +638,7 @@ function connectRtmp(
         stage = "publish";
         invoke(["publish", 5, null, address.key, "live"], streamId);
       } else if (stage === "publish" && name === "onStatus" && info(cmd).code === "NetStream.Publish.Start") {
-        settled = true;
-        clearTimeout(timer);
-        socket.off("data", onData);
-        socket.off("error", fail);
-        socket.off("close", onClose);
+        finish();
         resolve(new RtmpLink(socket, reader, streamId, options.chunkSize, address));
       }
     };
@@ -340,10 +665,10 @@ function connectRtmp(
           new DataView(size.buffer).setUint32(0, options.chunkSize);
           send(CS_CONTROL, MSG_SET_CHUNK_SIZE, 0, size);
           invoke(["connect", 1, {
-            app: address.app,
+            app: address.app + query,
             type: "nonprivate",
             flashVer: options.flashVer,
-            tcUrl: address.tcUrl,
+            tcUrl: address.tcUrl + query,
             fourCcList: ["av01"],
           }]);
         }
@@ -353,11 +678,21 @@ function connectRtmp(
       }
     };
     const onClose = () =>
-      fail(linkError("ECONNRESET", `The RTMP server closed the connection during ${stage}`));
+      fail(linkError(
+        "ECONNRESET",
+        `The RTMP server closed the connection during ${stage}${
+          stage === "handshake" && !address.secure
+            ? " (a TLS-only port closes a plain RTMP handshake like this: if it serves rtmps://, use rtmps://)"
+            : ""
+        }`,
+      ));
     socket.on("data", onData);
-    socket.once("error", fail);
+    socket.on("error", onError);
     socket.once("close", onClose);
-    socket.once("connect", () => {
+    socket.once("connect", () => (tcpConnected = true));
+    // With TLS, 'connect' is the TCP connection: the RTMP handshake waits for the TLS one.
+    socket.once(address.secure ? "secureConnect" : "connect", () => {
+      stage = "handshake";
       // C0 (version 3) and C1: time, zero, random bytes: the simple handshake.
       const c0c1 = new Uint8Array(1 + HANDSHAKE_SIZE);
       c0c1[0] = 3;
