@@ -28,9 +28,10 @@ if (isEntry) {
   const encodes = !["probe", "--version", "-V"].includes(argv[0])
     && !argv.some((a) => a === "-h" || a === "--help") && !("Deno" in globalThis);
   const warming = encodes ? prestartEncoderThreads(1).catch(() => {}) : undefined;
-  const [{ main }, { EncoderError }] = await Promise.all([
+  const [{ main }, { EncoderError }, { isBrokenPipe }] = await Promise.all([
     import("./cli/run.ts"),
     import("./lib/errors.ts"),
+    import("./lib/io/file_stream.ts"),
     warming,
   ]);
   try {
@@ -43,8 +44,14 @@ if (isEntry) {
       nodeSetTimeout(() => process.exit(code), 500).unref();
     }
   } catch (e) {
-    const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
-    process.stderr.write(`av1-stream: ${msg}\n`);
-    process.exitCode = 1;
+    // A reader of stdout that went away (`| head -c 100`), wherever it was noticed: no message (main()
+    // answers 141 itself for an encode; this covers the rest, such as --chunked).
+    if (isBrokenPipe(e)) {
+      process.exitCode = 141;
+    } else {
+      const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
+      process.stderr.write(`av1-stream: ${msg}\n`);
+      process.exitCode = 1;
+    }
   }
 }

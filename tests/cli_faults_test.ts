@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 import { probeFile } from "../lib/container/probe.ts";
@@ -204,3 +204,42 @@ test("cli: a reader of stdout that goes away (| head -c 100) ends the encode qui
   assert.match(stderr, /status=141\n$/, stderr);
   assert.doesNotMatch(stderr, /\n\s+at |Error|EPIPE|panic|Segmentation|Could not/, stderr);
 });
+
+test(
+  "cli --chunked: SIGTERM keeps the finished chunks and exits 143; a broken stdout ends quietly",
+  needs("bash"),
+  async () => {
+    const input = tempPath("chunked-long.y4m");
+    writeFileSync(input, await collect(testSourceY4m({ width: 160, height: 120, frames: 900 })));
+    // A slow preset: the encode is still going when the first progress line (after 2 s) shows.
+    const run = started(["-i", input, "-o", tempPath("chunked.ivf"), "--chunked", "--preset", "6"]);
+    await stderrShows(run, /frames, chunks \d+\/\d+ [\d.]+ fps encode/);
+    process.kill(run.child.pid!, "SIGTERM");
+    const r = await run.ended;
+    assert.equal(r.code, 143, `exit ${r.code} ${r.signal}: ${r.stderr}`);
+    assert.match(r.stderr, /Terminated: finished chunks are kept, run again with --resume/);
+
+    const [cmd, argv] = scriptCommand("cli.ts", [
+      "-i",
+      input,
+      "-o",
+      "-",
+      "--format",
+      "ivf",
+      "--chunked",
+      "--preset",
+      "13",
+      "-q",
+    ]);
+    const piped = spawnSync("bash", [
+      "-c",
+      '"$@" | head -c 100 > /dev/null; echo "status=${PIPESTATUS[0]}" >&2',
+      "bash",
+      cmd,
+      ...argv,
+    ], { timeout: EXIT_DEADLINE_MS });
+    const stderr = piped.stderr.toString();
+    assert.match(stderr, /status=141\n$/, stderr);
+    assert.doesNotMatch(stderr, /\n\s+at |Error|EPIPE|panic|Segmentation|Could not/, stderr);
+  },
+);

@@ -102,7 +102,9 @@ async function libraryPackets(y4m: Uint8Array<ArrayBuffer>, config: { preset: nu
 }
 
 test("http service: spare encoders opened ahead of requests give the library's packets and close when unused", async () => {
-  await withService({ warmIdleMs: 400 }, async (s) => {
+  // The spare's idle limit is far above a request's time on a loaded machine, so that it is still there for
+  // the next request; it is opened after the response, so the counts are awaited, not read at once.
+  await withService({ warmIdleMs: 3000 }, async (s) => {
     const ivf = async (query: string) => {
       const r = await post(`${s.url}/encode?format=ivf&${query}`, Y4M_160);
       assert.equal(r.status, 200);
@@ -116,10 +118,10 @@ test("http service: spare encoders opened ahead of requests give the library's p
     await eventually(() => s.warmEncoders === 1, "a spare encoder");
     // The same settings in another order take the spare, and a new one is opened.
     assert.deepEqual(await ivf("crf=40&preset=13"), expected);
-    assert.equal(s.warmEncoders, 1);
+    await eventually(() => s.warmEncoders === 1, "a new spare after the first was taken");
     // Other settings: an encoder of their own, and the spare is now for them.
     assert.equal((await ivf("preset=12&crf=30")).length, 12);
-    assert.equal(s.warmEncoders, 1);
+    await eventually(() => s.warmEncoders === 1, "a spare for the other settings");
     // Unused, the spare is closed.
     await eventually(() => s.warmEncoders === 0 && s.liveEncoders === 0, "the spare to be closed");
   });

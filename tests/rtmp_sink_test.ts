@@ -2,6 +2,7 @@
 // frame checked against a file encode, each publish decoded by dav1d; the server killed, restarted and
 // refused mid-stream for each policy.
 import assert from "node:assert/strict";
+import * as net from "node:net";
 import { test } from "node:test";
 import { findSequenceHeader, parseAv1C, stripTemporalDelimiters } from "../lib/av1/mod.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
@@ -10,6 +11,7 @@ import { testSource } from "../lib/io/testsrc.ts";
 import { createEncodeStream } from "../lib/stream/encode_stream.ts";
 import type { SinkEvents } from "../lib/stream/packet_sink.ts";
 import { createSink } from "../lib/stream/sinks.ts";
+import { rtmpTransport } from "../lib/transport/rtmp/rtmp.ts";
 import type { Frame, Packet } from "../lib/types.ts";
 import { needs } from "./_helpers/encode.ts";
 import {
@@ -25,6 +27,7 @@ import {
 } from "./_helpers/rtmp_servers.ts";
 import { gatedFrames, record } from "./_helpers/sink_harness.ts";
 import { sameBytes, until } from "./_helpers/stream_servers.ts";
+import { freePort } from "./_helpers/tcp_peer.ts";
 
 const source = testSource({ width: 96, height: 64, frames: 150 });
 const config = { ...source.info, preset: 12, lowDelay: true, keyint: 10, crf: 40, threads: 1 };
@@ -404,3 +407,39 @@ test(
     }
   },
 );
+
+test("rtmp and rtmps on each other's port: the error names the other scheme; a refusal stays a refusal", async () => {
+  // A TLS front (its upstream never used) and a plain server that drops a first byte other than RTMP's 3.
+  const front = new TlsGate(1);
+  await front.listen();
+  const plain = net.createServer((s) => {
+    s.on("error", () => {});
+    s.once("data", (d: Uint8Array) => d[0] !== 3 && s.destroy());
+  });
+  await new Promise<void>((r) => plain.listen(0, "127.0.0.1", () => r()));
+  const plainPort = (plain.address() as net.AddressInfo).port;
+  const refusedPort = await freePort();
+  const open = (url: string) =>
+    rtmpTransport(url).connect({ timeout: 20_000, contentType: "" }).then(
+      (link) => (link.destroy(new Error("unexpected")), undefined),
+      (e: Error & { code?: string }) => e,
+    );
+  try {
+    const toTls = await open(`rtmp://127.0.0.1:${front.port}/live/k`);
+    assert.match(
+      toTls!.message,
+      /closed the connection during handshake.*if it serves rtmps:\/\/, use rtmps:\/\//,
+    );
+    const toPlain = await open(`rtmps://127.0.0.1:${plainPort}/live/k`);
+    assert.match(
+      toPlain!.message,
+      /TLS handshake with 127\.0\.0\.1:\d+ failed.*if that port serves plain RTMP, use rtmp:\/\//,
+    );
+    const refused = await open(`rtmps://127.0.0.1:${refusedPort}/live/k`);
+    assert.equal(refused!.code, "ECONNREFUSED");
+    assert.doesNotMatch(refused!.message, /TLS handshake/);
+  } finally {
+    await front.close();
+    await new Promise<void>((r) => plain.close(() => r()));
+  }
+});

@@ -51,9 +51,14 @@ async function fakeFileEncode(count: number, keyint: number, packetSize: number)
 }
 
 /** `count` fake frames, at `fps` when given (paced like a live source), else as fast as they are taken. */
-function fakeFrames(count: number, fps?: number): ReadableStream<Frame> {
+/**
+ * `count` frames, paced at `fps` if given; then, while `more()` says so, more of them, up to three times
+ * `count` in all: a live source that goes on until the link has come back, however long a loaded machine
+ * takes to reconnect.
+ */
+function fakeFrames(count: number, fps?: number, more?: () => boolean): ReadableStream<Frame> {
   function* all() {
-    for (let i = 0; i < count; i++) yield fakeFrame(i);
+    for (let i = 0; i < count * 3 && (i < count || more?.()); i++) yield fakeFrame(i);
   }
   const it = fps ? paceFrames(all(), fps) : all();
   return new ReadableStream<Frame>({
@@ -151,13 +156,17 @@ function assertFakeDecodable(connections: Received[], seed: number): number {
   return frames;
 }
 
+/** Frames that reached the peer over the connections after the first fault's (-1: no fault yet). */
+function framesAfterFirstFault(proxy: FaultProxy, rx: TcpReceiver): number {
+  const first = proxy.connections.findIndex((c) => c.faulted);
+  if (first < 0) return -1;
+  return rx.connections.slice(first + 1).reduce((n, c) => n + parseIvfStream(joined(c)).frames.length, 0);
+}
+
 /** Frames reached the peer after the first fault: the link came back. */
 function assertRecovered(proxy: FaultProxy, rx: TcpReceiver, seed: number) {
   const first = proxy.connections.findIndex((c) => c.faulted);
-  const after = rx.connections.slice(first + 1).reduce(
-    (n, c) => n + parseIvfStream(joined(c)).frames.length,
-    0,
-  );
+  const after = framesAfterFirstFault(proxy, rx);
   assert.ok(
     first >= 0 && after > 0,
     `seed ${seed}: ${after} frames after the first fault (connection ${first})`,
@@ -187,7 +196,7 @@ async function fakeRun(
   seed: number,
   faults: Fault[],
   options: PacketSinkOptions,
-  stream: { frames: number; keyint: number; packetSize: number; fps?: number },
+  stream: { frames: number; keyint: number; packetSize: number; fps?: number; untilRecovered?: boolean },
 ) {
   const rx = await TcpReceiver.start();
   const proxy = await FaultProxy.start({ port: rx.port }, faults);
@@ -204,7 +213,10 @@ async function fakeRun(
     const reconnects = record(sink, "reconnect");
     sink.on("reconnect", () => proxy.attempted());
     const watch = bufferWatch(sink);
-    await fakeFrames(stream.frames, stream.fps).pipeThrough(encode).pipeThrough(watch.stream).pipeTo(sink);
+    const more = stream.untilRecovered ? () => framesAfterFirstFault(proxy, rx) <= 0 : undefined;
+    await fakeFrames(stream.frames, stream.fps, more).pipeThrough(encode).pipeThrough(watch.stream).pipeTo(
+      sink,
+    );
     return { rx, proxy, sink, reconnects, peak: watch.peak(), enc };
   } finally {
     await proxy.close();
@@ -252,7 +264,7 @@ test("proxy drop: every connection starts at a key frame, nothing references a d
     seed,
     faults,
     { onDisconnect: "drop", maxBufferBytes, writeTimeout: 300 },
-    { frames: 1000, keyint: 60, packetSize: 16_000, fps: 700 },
+    { frames: 1000, keyint: 60, packetSize: 16_000, fps: 700, untilRecovered: true },
   );
   assertConnections(proxy, rx, ivfHeader(FAKE_INFO), seed);
   assertFakeDecodable(rx.connections, seed);

@@ -67,14 +67,25 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
   const started = performance.now();
   let last = 0;
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
+  // SIGINT and SIGTERM alike stop the chunks in progress and keep the finished ones; the exit status is
+  // 130 or 143 (128 + the signal's number), and a second signal exits at once.
+  let exitCode = 130;
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => {
+    if (controller.signal.aborted) process.exit(exitCode);
+    exitCode = signal === "SIGTERM" ? 143 : 130;
     controller.abort();
     if (!opts.quiet) {
-      process.stderr.write("\nInterrupted: finished chunks are kept, run again with --resume\n");
+      process.stderr.write(
+        `\n${
+          signal === "SIGINT" ? "Interrupted" : "Terminated"
+        }: finished chunks are kept, run again with --resume\n`,
+      );
     }
   };
+  const onSigint = () => onSignal("SIGINT");
+  const onSigterm = () => onSignal("SIGTERM");
   process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
   try {
     const result = await encodeChunked(input, { ...opts.config, codec: opts.codec } as ChunkedConfig, {
       output: opts.output === "-" ? stdoutWritable() : opts.output,
@@ -107,9 +118,10 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
     }
     return 0;
   } catch (err) {
-    if (controller.signal.aborted) return 130;
+    if (controller.signal.aborted) return exitCode;
     throw err;
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
   }
 }

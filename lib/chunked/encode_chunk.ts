@@ -149,6 +149,9 @@ export async function encodeChunk(
   const writer = new IvfWriter(await fileSink(tmp), chunk.info);
   const onAbort = () => void enc.close();
   signal?.addEventListener("abort", onAbort);
+  // An abort while the encoder was being created came before the listener: without this close the
+  // packet loop below waited for ever (a Ctrl-C early in a --chunked run hung it, seen in Deno).
+  if (signal?.aborted) onAbort();
   let done = false;
   try {
     const pump = (async () => {

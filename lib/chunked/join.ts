@@ -112,6 +112,7 @@ export async function joinChunks(
   );
   let frames = 0;
   let bytes = 0;
+  let failed = false;
   try {
     for (const [i, c] of ordered.entries()) {
       const reader = await IvfReader.open(await fileReadable(c.path));
@@ -139,8 +140,17 @@ export async function joinChunks(
       frames += n;
       options.onProgress?.(frames);
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    await writer.close();
+    try {
+      await writer.close();
+    } catch (e) {
+      // After a failed write (a reader of stdout that went away) the close fails too: the first error is
+      // the one to report.
+      if (!failed) throw e;
+    }
   }
   return { frames, bytes, sequenceHeader: reference! };
 }

@@ -566,6 +566,7 @@ function publishOnce(
     let handshake = new Uint8Array(0);
     let streamId = 0;
     let settled = false;
+    let tcpConnected = false;
     const finish = () => {
       settled = true;
       clearTimeout(timer);
@@ -579,8 +580,18 @@ function publishOnce(
       socket.destroy();
       reject(err);
     };
-    const onError = (err: LinkError) =>
-      fail(address.secure ? certificateError(err, address, options.tls) : err);
+    const onError = (err: LinkError) => {
+      if (!address.secure) return fail(err);
+      const cert = certificateError(err, address, options.tls);
+      if (cert !== err || stage !== "TLS" || !tcpConnected) return fail(cert);
+      // A plain RTMP server drops a TLS ClientHello the same way: say which mismatch that may be.
+      fail(linkError(
+        err.code ?? "ECONNRESET",
+        `The TLS handshake with ${address.host}:${address.port} failed (${err.message}): if that port serves `
+          + `plain RTMP, use rtmp://`,
+        err,
+      ));
+    };
     const timer = setTimeout(
       () =>
         fail(
@@ -667,10 +678,18 @@ function publishOnce(
       }
     };
     const onClose = () =>
-      fail(linkError("ECONNRESET", `The RTMP server closed the connection during ${stage}`));
+      fail(linkError(
+        "ECONNRESET",
+        `The RTMP server closed the connection during ${stage}${
+          stage === "handshake" && !address.secure
+            ? " (a TLS-only port closes a plain RTMP handshake like this: if it serves rtmps://, use rtmps://)"
+            : ""
+        }`,
+      ));
     socket.on("data", onData);
     socket.on("error", onError);
     socket.once("close", onClose);
+    socket.once("connect", () => (tcpConnected = true));
     // With TLS, 'connect' is the TCP connection: the RTMP handshake waits for the TLS one.
     socket.once(address.secure ? "secureConnect" : "connect", () => {
       stage = "handshake";
