@@ -90,9 +90,20 @@ interface BunApi {
 
 const g = globalThis as unknown as { Deno?: DenoApi; Bun?: BunApi };
 
-function spawnFfmpeg(args: string[]): Child {
+/**
+ * As root, SVT-AV1 makes its threads SCHED_FIFO 99, ahead of everything else on the machine, which our
+ * service keeps it from doing (its encoders' threads run at SCHED_BATCH); a service run by an ordinary
+ * user gets neither. So ffmpeg runs without CAP_SYS_NICE here, as bench/run.ts runs SvtAv1EncApp: then
+ * SVT-AV1 cannot go real-time and its threads are ordinary ones.
+ */
+const asRoot = (process as { getuid?: () => number }).getuid?.() === 0;
+const command = (args: string[]): [string, string[]] =>
+  asRoot ? ["setpriv", ["--bounding-set=-sys_nice", FFMPEG, ...args]] : [FFMPEG, args];
+
+function spawnFfmpeg(ffmpegArgs: string[]): Child {
+  const [cmd, args] = command(ffmpegArgs);
   if (g.Deno) {
-    const child = new g.Deno.Command(FFMPEG, { args, stdin: "piped", stdout: "piped", stderr: "null" })
+    const child = new g.Deno.Command(cmd, { args, stdin: "piped", stdout: "piped", stderr: "null" })
       .spawn();
     return {
       stdin: child.stdin,
@@ -106,7 +117,7 @@ function spawnFfmpeg(args: string[]): Child {
     };
   }
   const bun = g.Bun!;
-  const child = bun.spawn([FFMPEG, ...args], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const child = bun.spawn([cmd, ...args], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
   const sink = child.stdin;
   return {
     stdin: new WritableStream<Uint8Array>({

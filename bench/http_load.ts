@@ -346,12 +346,12 @@ Written by \`bench/http_load.ts --targets ${targetNames.join(",")}\` on ${
 average ${load} at the end). av1-stream ${VERSION}, SVT-AV1 ${svt.version.text} (${svt.path}), ffmpeg ${ffmpegVersion}
 (its libsvtav1 is the same library). \`ours-*\`: examples/http_service.ts (\`maxConcurrent\` ${maxConcurrent}); \`ffmpeg-*\`:
 bench/ffmpeg_service.ts, the same routes, spawning \`ffmpeg -f yuv4mpegpipe -i - -c:v libsvtav1 … -f webm -\`
-per request. One client keeps ${concurrency} requests in flight, POSTing a ${width}x${height} Y4M of ${frames} frames (${
+per request (as root: without CAP_SYS_NICE, so that SVT-AV1's threads are not real-time). One client keeps ${concurrency} requests in flight, POSTing a ${width}x${height} Y4M of ${frames} frames (${
     (body.length / 1024).toFixed(0)
   } KiB) to
 \`/encode?${query}\`; the targets take turns of ${block} requests until each has served ${requests}. First byte:
-request to the first chunk of the body (ours sends the WebM header with the first packet, ffmpeg as soon
-as its encoder is open). CPU: the target's process and its waited-for children, per request. RSS: the
+request to the first chunk of the body (ours sends the WebM header with the first packet, ffmpeg when its
+muxer flushes its output buffer). CPU: the target's process and its waited-for children, per request. RSS: the
 service's process after 200 requests and after all (ffmpeg's children are gone by then). Same packets:
 an IVF encode of the same body, packet for packet equal to the first target's.
 

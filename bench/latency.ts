@@ -364,7 +364,9 @@ const PAGE_SCRIPT = `
       const pc = lat.pc = globalThis.whip.pcs[r.index];
       const receiver = pc.getReceivers().find((x) => x.track.kind === "video");
       if (cfg.jitterTarget !== null) receiver.jitterBufferTarget = cfg.jitterTarget;
-      const reader = new MediaStreamTrackProcessor({ track: receiver.track }).readable.getReader();
+      // Room for frames that come while the page is busy: the default buffer of one drops them.
+      const processor = new MediaStreamTrackProcessor({ track: receiver.track, maxBufferSize: 60 });
+      const reader = processor.readable.getReader();
       (async () => {
         for (;;) {
           const { value, done } = await reader.read();
@@ -762,7 +764,17 @@ async function runOne(
       });
       await connected(sink);
       // RTP before chromium's DTLS is up would be lost, and the stream would start at the next key frame.
-      await ep!.receiverConnected(0, 30_000);
+      await ep!.receiverConnected(0, 30_000).catch(async (e) => {
+        const state = await page.evaluate(async () => {
+          const pc = (globalThis as unknown as { lat: { pc: RTCPeerConnection | null } }).lat.pc;
+          if (!pc) return "no peer connection";
+          const stats = [...(await pc.getStats()).values()].filter((x) =>
+            ["transport", "candidate-pair", "local-candidate", "remote-candidate"].includes(x.type)
+          );
+          return `${pc.connectionState} ice ${pc.iceConnectionState} ${JSON.stringify(stats)}`;
+        });
+        throw new Error(`${(e as Error).message}: ${state}`);
+      });
     }
     let statsAtEnd: Stat | undefined;
     let pairAddresses: string[] = [];

@@ -30,6 +30,9 @@ function encoderConfig(codec: "svt-av1" | "rav1e", keyint: number): EncodeStream
       lowLatency: true,
       rdoLookahead: 1,
       keyint,
+      // The source loops every 60 frames, and at each jump back rav1e's scene detection made a key frame
+      // of its own: in the cut test that one could bring the picture back before the receiver's PLI came.
+      minKeyint: keyint,
       quantizer: 120,
       threads: 1,
     };
