@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 import { probeFile } from "../lib/container/probe.ts";
@@ -141,8 +141,14 @@ test(
     const run = started(["-i", "-", "-o", out, "--preset", "13", "--json"], "pipe");
     run.child.stdin!.on("error", () => {});
     run.child.stdin!.write(cutAfter(3, 0));
-    // The producer goes quiet with the pipe still open. The CLI reads what is there; then the signal.
-    await new Promise((r) => setTimeout(r, 1500));
+    // The producer goes quiet with the pipe still open. The CLI reads what is there; then the signal, once
+    // the output file exists (its signal handlers are in place by then: a fixed wait was shorter than a
+    // loaded machine's start-up, and the signal killed the process before it had any).
+    const end = Date.now() + EXIT_DEADLINE_MS;
+    while (!existsSync(out) && Date.now() < end && run.child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500));
     process.kill(run.child.pid!, "SIGTERM");
     const r = await run.ended;
     run.child.stdin!.destroy();
