@@ -55,7 +55,7 @@ const cases: Case[] = [
     frames: quick ? 60 : 240,
     preset: 12,
     crf: 35,
-    target: 1.05,
+    target: 1.03,
   },
 ];
 
