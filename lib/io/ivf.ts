@@ -191,7 +191,8 @@ export interface IvfWriterOptions {
 export class IvfWriter implements AsyncDisposable {
   #sink: ByteSink;
   #header: Uint8Array;
-  #headerWritten = false;
+  /** The header's write, once started: everything after the header waits for it. */
+  #headerWrite: Promise<void> | null = null;
   #count = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -226,9 +227,8 @@ export class IvfWriter implements AsyncDisposable {
   }
 
   #writeHeader(): Promise<void> {
-    if (this.#headerWritten) return Promise.resolve();
-    this.#headerWritten = true;
-    return this.#write(this.#header);
+    this.#headerWrite ??= this.#write(this.#header);
+    return this.#headerWrite;
   }
 
   /** Writes one packet (a temporal unit) with `packet.timestamp` as its IVF timestamp. */

@@ -81,7 +81,11 @@ export async function fileSink(path: string): Promise<ByteSink> {
       return track(writeAt(bytes, at));
     },
     seekWrite(at, bytes) {
-      return track(writeAt(bytes, at));
+      // Bytes rewritten over earlier ones land after every write issued before, as in a file written
+      // in order: a write still in flight (an IVF header whose frame count this patches) must not
+      // land over them afterwards.
+      const earlier = [...inflight];
+      return track(Promise.allSettled(earlier).then(() => writeAt(bytes, at)));
     },
     close() {
       closed ??= Promise.allSettled([...inflight]).then(() => handle.close()).catch((err) => {
