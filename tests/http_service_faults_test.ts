@@ -143,6 +143,12 @@ class RawClient {
     return this.received.subarray(0, 300).toString("latin1");
   }
 
+  /** Waits (bounded) for the whole response head and returns its status. */
+  async responseStatus(): Promise<number> {
+    await this.until((r) => r.includes("\r\n\r\n"), "the response head");
+    return this.status();
+  }
+
   status(): number {
     return Number(/^HTTP\/1\.1 (\d{3})/.exec(this.head())?.[1] ?? NaN);
   }
@@ -233,8 +239,7 @@ test("http faults: a client that disconnects mid-upload frees its encode, before
     late.post("/encode?format=webm&preset=13&low-delay=1");
     late.chunk(HEADER);
     for (let i = 0; i < 4; i++) late.chunk(frame(i));
-    await late.until((r) => r.includes("\r\n\r\n"), "the response head");
-    assert.equal(late.status(), 200);
+    assert.equal(await late.responseStatus(), 200);
     assert.equal((await stats(s)).liveEncoders, 1);
     late.chunk(frame(4).subarray(0, 10_000));
     late.destroy();
@@ -266,8 +271,7 @@ test(
       c.post("/encode?format=ivf&preset=13&crf=5&low-delay=1");
       c.chunk(bigHeader);
       for (let i = 0; i < 8; i++) c.chunk(bigFrame(i));
-      await c.until((r) => r.includes("\r\n\r\n"), "the response head");
-      assert.equal(c.status(), 200);
+      assert.equal(await c.responseStatus(), 200);
       // Read a little, then stop reading while frames keep going up, until the server stops taking them
       // (bounded: at most 600 frames).
       await c.until((r) => r.length > 20_000, "some of the response");
@@ -302,8 +306,7 @@ test("http faults: an upload that stalls is answered 408 before the response, or
     after.post("/encode?format=ivf&preset=13&low-delay=1");
     after.chunk(HEADER);
     after.chunk(frames(2));
-    await after.until((r) => r.includes("\r\n\r\n"), "the response head");
-    assert.equal(after.status(), 200);
+    assert.equal(await after.responseStatus(), 200);
     // The response is cut: no terminating chunk, so the client knows it is incomplete. Bun and Node close
     // the connection; Deno.serve keeps a connection whose request body is unfinished open until the
     // client ends it (no API closes it; the encode and its slot are freed all the same).

@@ -61,6 +61,8 @@ export async function fileSink(path: string): Promise<ByteSink> {
     write.then(forget, forget);
     return write;
   };
+  /** Settles once every write issued so far has. */
+  const earlierWrites = () => Promise.allSettled([...inflight]);
   const writeAt = async (bytes: Uint8Array, at: number) => {
     if (closed) throw new EncoderError("CLOSED", `The file sink for ${path} is closed: open a new one`);
     let done = 0;
@@ -84,11 +86,10 @@ export async function fileSink(path: string): Promise<ByteSink> {
       // Bytes rewritten over earlier ones land after every write issued before, as in a file written
       // in order: a write still in flight (an IVF header whose frame count this patches) must not
       // land over them afterwards.
-      const earlier = [...inflight];
-      return track(Promise.allSettled(earlier).then(() => writeAt(bytes, at)));
+      return track(earlierWrites().then(() => writeAt(bytes, at)));
     },
     close() {
-      closed ??= Promise.allSettled([...inflight]).then(() => handle.close()).catch((err) => {
+      closed ??= earlierWrites().then(() => handle.close()).catch((err) => {
         throw ioError(`Could not close ${path}`, err);
       });
       return closed;
