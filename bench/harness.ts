@@ -4,7 +4,7 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { fileSink } from "../lib/io/sink.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
@@ -145,4 +145,43 @@ export function compileForNode(root: string): string {
 /** av1-stream's own version, for the results. */
 export function libraryVersion(root: string): string {
   return JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
+}
+
+/** What a side-by-side bench of the command line and the API needs before its contenders. */
+export interface BenchSetup {
+  /** The project's root folder, with a trailing slash. */
+  root: string;
+  /** bench/tmp, created: the clips and every contender's output. */
+  tmp: string;
+  /** The path of a tool installed by npm (deno, bun). */
+  bin: (name: string) => string;
+  /** The compiled tree Node runs (`compileForNode`). */
+  nodeTree: string;
+  /** `--quick`: fewer frames and runs. */
+  quick: boolean;
+  /** `--runs N`, else the default given. */
+  runs: number;
+}
+
+/** Creates bench/tmp, compiles the Node tree and reads `--quick` and `--runs N` from the command line. */
+export function benchSetup(defaultRuns: { full: number; quick: number }): BenchSetup {
+  const root = new URL("../", import.meta.url).pathname;
+  const tmp = `${root}bench/tmp`;
+  mkdirSync(tmp, { recursive: true });
+  const quick = process.argv.includes("--quick");
+  const runsArg = process.argv.indexOf("--runs");
+  return {
+    root,
+    tmp,
+    bin: (name) => `${root}node_modules/.bin/${name}`,
+    nodeTree: compileForNode(root),
+    quick,
+    runs: runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? defaultRuns.quick : defaultRuns.full,
+  };
+}
+
+/** The first line a tool prints for its version flag (stdout, else stderr), for the results. */
+export function toolVersion(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args);
+  return (r.stdout?.toString() || r.stderr?.toString() || "?").trim().split("\n")[0];
 }

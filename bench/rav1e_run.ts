@@ -7,28 +7,20 @@
  * Usage: deno run -A bench/rav1e_run.ts [--runs N] [--quick]
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import process from "node:process";
 import { locateRav1e } from "../ffi/load.ts";
 import {
+  benchSetup,
   bestOf,
   clip,
-  compileForNode,
   type Contender,
   libraryVersion,
+  toolVersion as version,
   writeResultsSection,
 } from "./harness.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-const tmp = `${root}bench/tmp`;
-mkdirSync(tmp, { recursive: true });
-const bin = (name: string) => `${root}node_modules/.bin/${name}`;
-const nodeTree = compileForNode(root);
-const quick = process.argv.includes("--quick");
-const runsArg = process.argv.indexOf("--runs");
-const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 2;
+const { root, tmp, bin, nodeTree, quick, runs } = benchSetup({ full: 2, quick: 2 });
 const SPEED = 10;
 
 const cases = [
@@ -121,8 +113,6 @@ for (const c of cases) {
 }
 
 const rav1e = await locateRav1e();
-const version = (cmd: string, args: string[]) =>
-  (spawnSync(cmd, args).stdout?.toString() ?? "?").trim().split("\n")[0];
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const table = [
   "| clip | contender | best wall s | fps | ratio vs rav1e CLI | peak RSS MB | max event-loop lag ms |",

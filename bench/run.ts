@@ -6,28 +6,20 @@
  * Usage: deno run -A bench/run.ts [--runs N] [--quick]
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import process from "node:process";
 import { locateSvtAv1 } from "../ffi/load.ts";
 import {
+  benchSetup,
   bestOf,
   clip,
-  compileForNode,
   type Contender,
   libraryVersion,
+  toolVersion as version,
   writeResultsSection,
 } from "./harness.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-const tmp = `${root}bench/tmp`;
-mkdirSync(tmp, { recursive: true });
-const bin = (name: string) => `${root}node_modules/.bin/${name}`;
-const nodeTree = compileForNode(root);
-const quick = process.argv.includes("--quick");
-const runsArg = process.argv.indexOf("--runs");
-const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 2 : 3;
+const { root, tmp, bin, nodeTree, quick, runs } = benchSetup({ full: 3, quick: 2 });
 
 interface Case {
   name: string;
@@ -162,11 +154,6 @@ const contenders: Contender<Case>[] = [
     ]],
   },
 ];
-
-function version(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args);
-  return (r.stdout?.toString() || r.stderr?.toString() || "?").trim().split("\n")[0];
-}
 
 const rows: string[] = [];
 const svt = await locateSvtAv1();
