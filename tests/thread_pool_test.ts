@@ -210,6 +210,33 @@ test("a thread that released the native heap's free memory after an encoder host
   }
 });
 
+test("memory freed while another encoder stays open is released once no encoder has been freed for a moment", async () => {
+  configureEncoderThreads({ ...defaults, threads: 2 });
+  const src = testSource({ width: 64, height: 64, frames: 3 });
+  // An encode service keeps a spare encoder open like this one: one thread stays busy throughout.
+  const held = await SvtAv1Encoder.create({ ...src.info, preset: 12 });
+  try {
+    // A release the tests before this one left pending goes first.
+    await new Promise((r) => setTimeout(r, 500));
+    const lease = await encoderThreads.acquire();
+    lease.claimMemoryRelease();
+    // A second close within the once-a-second bound does not release: it is left for the quiet moment.
+    assert.equal(lease.claimMemoryRelease(), false);
+    const before = encoderThreadStats().memoryReleases;
+    lease.release();
+    const end = Date.now() + 20_000; // bounded; the release comes 200 ms after the pool goes quiet
+    while (encoderThreadStats().memoryReleases === before && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(encoderThreadStats().memoryReleases, before + 1, "the deferred release never came");
+    assert.ok(encoderThreadStats().busy >= 1, "the held encoder kept its thread");
+    assert.equal((await encodeAll(held, src.frames())).length, 3);
+  } finally {
+    await held.close();
+    configureEncoderThreads(defaults);
+  }
+});
+
 /** Node joins every worker thread as it exits, even in process.exit(): one inside a native call that never
  * returns keeps a Node process from ending, whatever the pool does (measured: process.exit(0) hung). */
 const nodeJoinsThreads = !("Deno" in globalThis) && !("Bun" in globalThis);

@@ -34,7 +34,7 @@ export interface EncoderThreadOptions {
   /**
    * Hands the free pages of the native heap back to the system after encoders are freed (glibc's
    * `malloc_trim`; nothing elsewhere): at most once a second while encoders come and go, and once more
-   * when every thread has been idle for a moment. Each encoder thread, and each of the library's own
+   * when no encoder has been freed for a moment. Each encoder thread, and each of the library's own
    * threads, gets a malloc arena of its own, and freed encoder memory otherwise stays resident in those
    * arenas: an encode service's RSS grew to several times what its encoders use (bench/results.md,
    * "Encoder cycles" and "HTTP service memory"). Default true.
@@ -60,6 +60,11 @@ export interface EncoderThreadStats {
   lost: number;
   /** Encoders hosted since the process began. */
   leases: number;
+  /**
+   * Times the native heap's free memory was handed back to the system since the process began
+   * (`EncoderThreadOptions.releaseMemory`).
+   */
+  memoryReleases: number;
 }
 
 const entry = new URL("./encoder_thread.ts", import.meta.url);
@@ -198,6 +203,7 @@ export class EncoderThreadPool {
   /** When free native memory was last released, and whether encoders were freed since. */
   #releasedAt = -Infinity;
   #unreleased = false;
+  #memoryReleases = 0;
   #idleRelease: ReturnType<typeof setTimeout> | undefined;
 
   /** Changes how threads are sized and watched; applies from the next encoder on. */
@@ -253,6 +259,7 @@ export class EncoderThreadPool {
       ended: this.#ended,
       lost: this.#lost,
       leases: this.#leases,
+      memoryReleases: this.#memoryReleases,
     };
   }
 
@@ -341,18 +348,26 @@ export class EncoderThreadPool {
     }
     this.#releasedAt = now;
     this.#unreleased = false;
+    this.#memoryReleases++;
     return true;
   }
 
-  /** Once every thread has been idle for a moment, releases what the last encoders left. */
-  #releaseWhenIdle(): void {
-    if (!this.#unreleased || this.#idleRelease !== undefined) return;
+  /**
+   * Once no encoder has been given back for a moment, releases what the last ones left, whether or not
+   * other threads are busy: an encode service keeps a spare encoder open (and live streams run for hours),
+   * so waiting for every thread to be idle left the frees of the last second of a burst resident.
+   */
+  #releaseWhenQuiet(): void {
+    if (!this.#unreleased) return;
+    if (this.#idleRelease !== undefined) clearTimeout(this.#idleRelease);
     this.#idleRelease = setTimeout(() => {
       this.#idleRelease = undefined;
       const pooled = this.#idle[this.#idle.length - 1];
-      if (!this.#unreleased || !pooled || this.#idle.length !== this.#all.size) return;
+      // With no idle thread the next encoder given back arms this again.
+      if (!this.#unreleased || !pooled) return;
       this.#unreleased = false;
       this.#releasedAt = Date.now();
+      this.#memoryReleases++;
       pooled.thread.postMessage({ t: "release-memory" } satisfies ToWorker);
     }, IDLE_MEMORY_RELEASE_MS);
     loadedRuntime().unrefTimer(this.#idleRelease);
@@ -370,7 +385,7 @@ export class EncoderThreadPool {
     }
     pooled.thread.unref();
     this.#idle.push(pooled);
-    if (this.#idle.length === this.#all.size) this.#releaseWhenIdle();
+    this.#releaseWhenQuiet();
     const opts = this.#opts();
     if (this.#all.size > opts.threads) {
       pooled.idleTimer = setTimeout(() => {
