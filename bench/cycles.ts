@@ -174,7 +174,7 @@ async function child(backend: Backend): Promise<ChildResult> {
   };
   await Promise.all(Array.from({ length: parallel }, loop));
   const seconds = (performance.now() - t0) / 1000;
-  // The pool releases free native memory once its threads have been idle a moment: the last sample is
+  // The pool releases free native memory once no encoder has been freed for a moment: the last sample is
   // taken after that.
   await new Promise((r) => setTimeout(r, 1000));
   const idle = sample(cycles);

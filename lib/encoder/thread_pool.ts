@@ -74,7 +74,7 @@ const answers = new Set<FromWorker["t"]>(["ready", "accepted", "flushed", "close
 
 /** Free native memory is released at most this often while encoders come and go. */
 const MEMORY_RELEASE_INTERVAL_MS = 1000;
-/** …and once every thread has been idle this long. */
+/** …and once no encoder has been freed for this long. */
 const IDLE_MEMORY_RELEASE_MS = 200;
 
 /** The lock SVT-AV1's set-up and tear-down share across this pool's threads (see native_lock.ts). */
