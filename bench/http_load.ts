@@ -237,13 +237,17 @@ async function runBlock(t: Target, count: number): Promise<void> {
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
 }
 
-/** The target's stats once its encodes have closed. */
+/**
+ * The target's stats once its encodes have closed and the memory they freed has had its moment to be
+ * released (the encoder threads do that 200 ms after the last close): the resident set at rest, not
+ * whatever the last closes left in flight.
+ */
 async function settled(t: Target): Promise<Stats> {
   for (let i = 0; i < 100; i++) {
-    const s = await stats(t);
-    if (s.liveEncoders === 0) return s;
+    if ((await stats(t)).liveEncoders === 0) break;
     await sleep(20);
   }
+  await sleep(500);
   return await stats(t);
 }
 
