@@ -98,6 +98,8 @@ interface Target {
   seconds: number;
   cpuTicks: number;
   rssAt200?: number;
+  /** Encoder threads alive when the RSS after 200 requests was taken. */
+  threadsAt200?: number;
   end?: Stats;
   samePackets?: boolean;
 }
@@ -231,7 +233,11 @@ async function runBlock(t: Target, count: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, client));
   t.seconds += (performance.now() - t0) / 1000;
   t.cpuTicks += cpuTicks(t) - cpu0;
-  if (t.rssAt200 === undefined && t.done >= 200) t.rssAt200 = (await settled(t)).rss;
+  if (t.rssAt200 === undefined && t.done >= 200) {
+    const s = await settled(t);
+    t.rssAt200 = s.rss;
+    t.threadsAt200 = s.threads?.threads;
+  }
   // Sampled as the target's last turn ends, before it idles through the others' turns.
   if (t.done >= requests) t.end = await settled(t);
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
@@ -308,6 +314,9 @@ const rows = targets.map((t) => {
     "RSS after 200 MB": mb(t.rssAt200),
     [`RSS after ${requests} MB`]: mb(t.end?.rss),
     "RSS growth %": growth,
+    "encoder threads alive after 200 / at the end": t.end?.threads
+      ? `${t.threadsAt200 ?? "-"} / ${t.end.threads.threads}`
+      : "-",
     "503s": t.busy,
     failed: t.failed,
     "live encoders at the end": t.end?.liveEncoders ?? "-",
