@@ -81,6 +81,8 @@ interface Stats {
   active: number;
   liveEncoders: number;
   rss: number;
+  heapUsed?: number;
+  external?: number;
   threads?: { threads: number; busy: number; started: number; lost: number };
 }
 
@@ -100,6 +102,8 @@ interface Target {
   rssAt200?: number;
   /** Encoder threads alive when the RSS after 200 requests was taken. */
   threadsAt200?: number;
+  /** The JavaScript heap and external memory at that sample. */
+  jsAt200?: Stats;
   end?: Stats;
   samePackets?: boolean;
 }
@@ -237,6 +241,7 @@ async function runBlock(t: Target, count: number): Promise<void> {
     const s = await settled(t);
     t.rssAt200 = s.rss;
     t.threadsAt200 = s.threads?.threads;
+    t.jsAt200 = s;
   }
   // Sampled as the target's last turn ends, before it idles through the others' turns.
   if (t.done >= requests) t.end = await settled(t);
@@ -314,6 +319,11 @@ const rows = targets.map((t) => {
     "RSS after 200 MB": mb(t.rssAt200),
     [`RSS after ${requests} MB`]: mb(t.end?.rss),
     "RSS growth %": growth,
+    "JS heap and external MB after 200 / at the end": t.end?.heapUsed !== undefined
+      ? `${mb((t.jsAt200?.heapUsed ?? 0) + (t.jsAt200?.external ?? 0))} → ${
+        mb(t.end.heapUsed + (t.end.external ?? 0))
+      }`
+      : "-",
     "encoder threads alive after 200 / at the end": t.end?.threads
       ? `${t.threadsAt200 ?? "-"} / ${t.end.threads.threads}`
       : "-",

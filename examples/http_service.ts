@@ -15,8 +15,9 @@
  *   input: the frames before it are encoded and the container finished, and the response ends normally.
  * - `GET /` is the browser player (`examples/browser/`), `GET /live?width=&height=&frames=&fps=&format=`
  *   a WebSocket that streams live WebM (or fMP4) of the test source, one binary message per chunk.
- * - `GET /stats` is `{ active, liveEncoders, warmEncoders, rss, threads }` as JSON (`warmEncoders`: spare
- *   encoders opened ahead of requests, `threads`: the encoder threads' `encoderThreadStats()`).
+ * - `GET /stats` is `{ active, liveEncoders, warmEncoders, rss, heapUsed, external, threads }` as JSON
+ *   (`warmEncoders`: spare encoders opened ahead of requests; `rss`, `heapUsed`, `external`: bytes, see
+ *   `memoryFigures`; `threads`: the encoder threads' `encoderThreadStats()`).
  *
  * ```sh
  * PORT=8000 deno run -A examples/http_service.ts
@@ -139,6 +140,16 @@ const DONE = Object.assign(new Error("end of stream"), { code: "DONE" });
 
 const ENCODER_PARAMS = new Set<string>([...COMMON_FLAGS, ...SVT_AV1_FLAGS, ...RAV1E_FLAGS]);
 const LIVE_PARAMS = new Set(["width", "height", "fps", "frames"]);
+
+/**
+ * The process's resident set and the JavaScript side of it, in bytes: `heapUsed` (the calling thread's
+ * heap) and `external` (memory outside it held by JavaScript objects, request and response buffers among
+ * them; the encoders' native memory is not counted there).
+ */
+function memoryFigures(): { rss: number; heapUsed: number; external: number } {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+}
 
 function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -987,7 +998,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
           active: sessions.size,
           liveEncoders,
           warmEncoders: spares.size,
-          rss: process.memoryUsage().rss,
+          ...memoryFigures(),
           threads: encoderThreadStats(),
         });
       }
