@@ -457,9 +457,28 @@ interface LivePeer {
   readonly isClosed: boolean;
 }
 
-type Handler = (req: Request, upgrade: (req: Request, onOpen: (peer: LivePeer) => LiveHooks) => Response) =>
+type Handler = (
+  req: Request,
+  upgrade: (req: Request, onOpen: (peer: LivePeer) => LiveHooks) => Response,
+  watchClient: WatchClient,
+) =>
   | Response
   | Promise<Response>;
+
+/**
+ * Calls `onGone` once the request's connection has closed, where the runtime does not always say so
+ * itself; returns what stops the watch. Bun 1.4 sometimes neither aborts `req.signal` nor cancels the
+ * response body of a client that closed its connection while the response was streaming (docs/transport.md,
+ * "Bun.serve and a client that goes away mid-response"), but `server.requestIP(req)` is `null` from then on:
+ * Bun's watch polls it every {@linkcode CLIENT_POLL_MS}. Deno and Node deliver the close (the body is
+ * cancelled, the Node response emits `close`): theirs does nothing.
+ */
+type WatchClient = (onGone: () => void) => () => void;
+
+/** How often Bun's {@linkcode WatchClient} looks at a request's connection, in milliseconds. */
+const CLIENT_POLL_MS = 250;
+
+const noWatch: WatchClient = () => () => {};
 
 interface LiveHooks {
   onClose(): void;
@@ -491,7 +510,10 @@ interface BunServeApi {
     hostname: string;
     idleTimeout?: number;
     maxRequestBodySize?: number;
-    fetch(req: Request, server: { upgrade(req: Request, o: { data: unknown }): boolean }):
+    fetch(req: Request, server: {
+      upgrade(req: Request, o: { data: unknown }): boolean;
+      requestIP(req: Request): { address: string } | null;
+    }):
       | Response
       | Promise<Response>
       | undefined
@@ -534,7 +556,7 @@ function listen(
           };
           socket.onerror = () => {};
           return response;
-        }),
+        }, noWatch),
     );
     return { port: server.addr.port, stop: () => server.shutdown() };
   }
@@ -547,11 +569,22 @@ function listen(
       maxRequestBodySize: Math.min(options.maxBodyBytes * 2 + (1 << 20), 2 ** 52),
       fetch(req, srv) {
         let upgraded = false;
+        const watchClient: WatchClient = (onGone) => {
+          // No address to lose (not a TCP connection, or already closed): nothing to watch.
+          if (srv.requestIP(req) === null) return () => {};
+          const timer = setInterval(() => {
+            if (srv.requestIP(req) !== null) return;
+            clearInterval(timer);
+            onGone();
+          }, CLIENT_POLL_MS);
+          unrefTimer(timer);
+          return () => clearInterval(timer);
+        };
         const response = handler(req, (r, onOpen) => {
           upgraded = srv.upgrade(r, { data: { onOpen, closed: false } });
           if (!upgraded) throw new HttpError(400, "BAD_UPGRADE", "Expected a WebSocket upgrade request");
           return new Response(null, { status: 101 });
-        });
+        }, watchClient);
         if (response instanceof Response) return upgraded ? undefined : response;
         return response.then((r) => (upgraded ? undefined : r));
       },
@@ -677,7 +710,7 @@ async function listenNode(
       throw new HttpError(400, "BAD_UPGRADE", "Expected a WebSocket upgrade request");
     };
     try {
-      await sendResponse(await handler(toRequest(req, aborted.signal), refuse), res);
+      await sendResponse(await handler(toRequest(req, aborted.signal), refuse, noWatch), res);
     } catch {
       res.destroy();
     }
@@ -707,7 +740,7 @@ async function listenNode(
       return new Response(null, { status: 204 });
     };
     try {
-      const response = await handler(toRequest(req, new AbortController().signal), upgrade);
+      const response = await handler(toRequest(req, new AbortController().signal), upgrade, noWatch);
       if (upgraded) return;
       const text = await response.text();
       socket.end(
@@ -807,7 +840,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     return enc;
   };
 
-  async function encodeRequest(req: Request, url: URL): Promise<Response> {
+  async function encodeRequest(req: Request, url: URL, watchClient: WatchClient): Promise<Response> {
     if (req.method !== "POST") {
       return errorResponse(new HttpError(405, "METHOD_NOT_ALLOWED", "POST a Y4M body to /encode"), {
         allow: "POST",
@@ -823,9 +856,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
     const session = startSession();
     // A client that goes away stops the encode: the response body is cancelled (both runtimes), and Bun
     // also aborts the request's signal (Deno aborts it on every finished response, so it is not used there).
+    // Bun sometimes does neither: its watch on the connection stops the encode then.
     if (!("Deno" in globalThis)) {
       req.signal?.addEventListener("abort", () => void session.stop(), { once: true });
     }
+    session.onStop(watchClient(() => void session.stop(new EncoderError("ABORTED", "The client went away"))));
     try {
       const body = requestBody(req.body, maxBodyBytes, bodyIdleTimeoutMs, (e) => void session.stop(e));
       const reader = await session.until(Y4mReader.open(body), (r) => r.cancel());
@@ -987,11 +1022,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Encode
   }
 
   const here = new URL(".", import.meta.url);
-  const handler: Handler = async (req, upgrade) => {
+  const handler: Handler = async (req, upgrade, watchClient) => {
     const url = new URL(req.url);
     try {
       if (closing) throw new HttpError(503, "CLOSING", "The service is shutting down");
-      if (url.pathname === "/encode") return await encodeRequest(req, url);
+      if (url.pathname === "/encode") return await encodeRequest(req, url, watchClient);
       if (url.pathname === "/live") return liveRequest(req, url, upgrade);
       if (url.pathname === "/stats" && req.method === "GET") {
         return jsonResponse(200, {
