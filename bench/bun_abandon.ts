@@ -15,9 +15,12 @@
  * - `pull-async`: `pull()` awaits a 1 ms timer, then enqueues (a pull promise is pending most of the time).
  * - `start`: `start()` enqueues a chunk every 2 ms while `desiredSize > 0` (no pull).
  * - `direct`: `type: "direct"`, `pull()` writes a chunk and awaits `flush()` in a loop.
+ * - `worker`: `pull()` awaits the next buffer that a Worker posts every `--delay` ms (as encoder threads
+ *   post packets).
  * `--request`: `get`, or `post`: a chunked upload that the client keeps sending while it stops reading,
  * and the server reads one body chunk before each response chunk (as a transcoder does: input is taken
- * only as fast as output leaves), so the upload is held back too when the client goes.
+ * only as fast as output leaves), so the upload is held back too when the client goes; or `post-read`:
+ * the same upload, read by the server as fast as it comes, apart from the response.
  * `--poll`: the server also checks `req.signal.aborted` every 100 ms, to tell "the abort event is not
  * dispatched" from "the request is not seen as aborted".
  * @module
@@ -55,7 +58,13 @@ interface Trial {
 const trialsById = new Map<string, Trial>();
 
 function body(req: Request, t: Trial): ReadableStream<Uint8Array> {
-  const upload = req.body?.getReader();
+  const upload = requestKind === "post" ? req.body?.getReader() : undefined;
+  if (requestKind === "post-read") {
+    // The upload read on its own as fast as it comes, apart from the response.
+    void (async () => {
+      for await (const part of req.body!) t.bodyRead += part.byteLength;
+    })().catch(() => {});
+  }
   const readUpload = async () => {
     if (!upload) return;
     const r = await upload.read();
@@ -79,6 +88,36 @@ function body(req: Request, t: Trial): ReadableStream<Uint8Array> {
       },
       cancel,
     } as unknown as UnderlyingDefaultSource<Uint8Array>);
+  }
+  if (bodyKind === "worker") {
+    // As an encoder thread posts packets: a Worker posts `chunk`-byte buffers every `delay` ms (at most
+    // 8 ahead of the response), and pull() awaits the next one.
+    const worker = new Worker(URL.createObjectURL(
+      new Blob([
+        `let credit = 8; onmessage = () => credit++;
+         setInterval(() => { if (credit > 0) { credit--; const b = new Uint8Array(${CHUNK}).fill(97);
+           postMessage(b, [b.buffer]); } }, ${delayMs});`,
+      ], { type: "application/javascript" }),
+    ));
+    const queue: Uint8Array[] = [];
+    let wake: (() => void) | undefined;
+    worker.onmessage = (e: MessageEvent<Uint8Array>) => {
+      queue.push(e.data);
+      wake?.();
+    };
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        while (!queue.length) await new Promise<void>((r) => (wake = r));
+        await readUpload();
+        controller.enqueue(queue.shift()!);
+        worker.postMessage(0);
+        produced();
+      },
+      cancel() {
+        worker.terminate();
+        cancel();
+      },
+    }, { highWaterMark: 0 });
   }
   if (bodyKind === "start") {
     return new ReadableStream<Uint8Array>({
@@ -154,7 +193,7 @@ async function trial(id: string): Promise<Trial> {
   const upload = new Uint8Array(64 * 1024).fill(0x62);
   const uploadChunk = () =>
     socket.write(`${upload.length.toString(16)}\r\n`) && socket.write(upload) && socket.write("\r\n");
-  if (requestKind === "post") {
+  if (requestKind !== "get") {
     socket.write(`POST /?id=${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n`);
     for (let i = 0; i < 8; i++) uploadChunk();
   } else {
@@ -165,13 +204,13 @@ async function trial(id: string): Promise<Trial> {
   // Keep uploading (bounded) and wait until the server has produced nothing for `quiet` ms: it is then
   // waiting on the client (its writes are backpressured, and so is its read of the upload).
   for (let i = 0; i < 200 && quietMs > 0; i++) {
-    if (requestKind === "post" && socket.writableLength < 1 << 20) uploadChunk();
+    if (requestKind !== "get" && socket.writableLength < 1 << 20) uploadChunk();
     const t = trialsById.get(id);
     if (t && Date.now() - t.lastProgress > quietMs) break;
     await sleep(25);
   }
   for (const end = Date.now() + (quietMs > 0 ? 0 : holdMs); Date.now() < end;) {
-    if (requestKind === "post" && socket.writableLength < 1 << 20) uploadChunk();
+    if (requestKind !== "get" && socket.writableLength < 1 << 20) uploadChunk();
     await sleep(10);
   }
   socket.destroy();
