@@ -1,11 +1,12 @@
 /**
  * (Bun only: type-checked with tsconfig.bun.json.) Reduction of a client that goes away while a
- * `Bun.serve` streaming response waits on backpressure (docs/transport.md, "Bun.serve and a client that
- * goes away while the response waits on backpressure"). No av1-stream code: a `Bun.serve` whose response is
- * a ReadableStream of 64 KiB chunks, and a raw `node:net` client that reads a little, stops reading until
- * the server stops producing (the response is backpressured), then destroys its socket. Each trial
- * records whether the server saw `req.signal`'s `abort`, the stream's `cancel()`, both or neither within
- * `--wait` ms. Bounded: `--trials` (at most 200) trials, each at most a few seconds.
+ * `Bun.serve` streaming response is being written (docs/transport.md, "Bun.serve and a client that goes
+ * away mid-response"). No av1-stream code: a `Bun.serve` whose response is a ReadableStream of `--chunk`
+ * byte chunks, and a raw `node:net` client that reads a little, stops reading (at once, for `--hold` ms,
+ * or until the server has produced nothing for `--quiet` ms: the response is backpressured), then
+ * destroys its socket. Each trial records whether the server saw `req.signal`'s `abort`, the stream's
+ * `cancel()`, both or neither within `--wait` ms. Bounded: `--trials` (at most 200) trials, each at most a
+ * few seconds.
  *
  *   bun bench/bun_abandon.ts --body pull --request post --trials 30
  *   bun bench/bun_abandon.ts --body direct --request get --trials 30
@@ -16,7 +17,8 @@
  * - `start`: `start()` enqueues a chunk every 2 ms while `desiredSize > 0` (no pull).
  * - `direct`: `type: "direct"`, `pull()` writes a chunk and awaits `flush()` in a loop.
  * - `worker`: `pull()` awaits the next buffer that a Worker posts every `--delay` ms (as encoder threads
- *   post packets).
+ *   post packets); `transform`: the same buffers through a TransformStream, as the HTTP service passes its
+ *   container writer's output.
  * `--request`: `get`, or `post`: a chunked upload that the client keeps sending while it stops reading,
  * and the server reads one body chunk before each response chunk (as a transcoder does: input is taken
  * only as fast as output leaves), so the upload is held back too when the client goes; or `post-read`:
@@ -89,7 +91,7 @@ function body(req: Request, t: Trial): ReadableStream<Uint8Array> {
       cancel,
     } as unknown as UnderlyingDefaultSource<Uint8Array>);
   }
-  if (bodyKind === "worker") {
+  if (bodyKind === "worker" || bodyKind === "transform") {
     // As an encoder thread posts packets: a Worker posts `chunk`-byte buffers every `delay` ms (at most
     // 8 ahead of the response), and pull() awaits the next one.
     const worker = new Worker(URL.createObjectURL(
@@ -101,15 +103,32 @@ function body(req: Request, t: Trial): ReadableStream<Uint8Array> {
     ));
     const queue: Uint8Array[] = [];
     let wake: (() => void) | undefined;
+    // `transform`: the posted buffers go through a TransformStream (highWaterMark 1 on both sides) first.
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, {
+      highWaterMark: 1,
+    }, {
+      highWaterMark: 1,
+    });
+    const writer = writable.getWriter();
+    const out = readable.getReader();
     worker.onmessage = (e: MessageEvent<Uint8Array>) => {
+      if (bodyKind === "transform") return void writer.write(e.data).catch(() => {});
       queue.push(e.data);
       wake?.();
     };
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
-        while (!queue.length) await new Promise<void>((r) => (wake = r));
+        let next: Uint8Array;
+        if (bodyKind === "transform") {
+          const r = await out.read();
+          if (r.done) return controller.close();
+          next = r.value;
+        } else {
+          while (!queue.length) await new Promise<void>((r) => (wake = r));
+          next = queue.shift()!;
+        }
         await readUpload();
-        controller.enqueue(queue.shift()!);
+        controller.enqueue(next);
         worker.postMessage(0);
         produced();
       },
