@@ -23,6 +23,7 @@
  * and the server reads one body chunk before each response chunk (as a transcoder does: input is taken
  * only as fast as output leaves), so the upload is held back too when the client goes; or `post-read`:
  * the same upload, read by the server as fast as it comes, apart from the response.
+ * `--async-handler`: the handler answers after a 20 ms wait (a `Promise<Response>`).
  * `--poll`: the server also checks `req.signal.aborted` every 100 ms, to tell "the abort event is not
  * dispatched" from "the request is not seen as aborted".
  * @module
@@ -38,6 +39,7 @@ const requestKind = option("request", "post");
 const trials = Math.min(200, Number(option("trials", "20")));
 const waitMs = Math.min(10_000, Number(option("wait", "3000")));
 const poll = process.argv.includes("--poll");
+const asyncHandler = process.argv.includes("--async-handler");
 /** How long the server must have produced nothing before the client goes (0: go at once after reading). */
 const quietMs = Math.min(5_000, Number(option("quiet", "500")));
 /** With `--quiet 0`: how long the client holds the paused socket (still uploading) before it goes. */
@@ -170,11 +172,13 @@ function body(req: Request, t: Trial): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const server = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
   idleTimeout: 0,
-  fetch(req) {
+  async fetch(req) {
     const id = new URL(req.url).searchParams.get("id")!;
     const t: Trial = {
       aborted: false,
@@ -195,11 +199,12 @@ const server = Bun.serve({
       }, 100);
       setTimeout(() => clearInterval(timer), 30_000);
     }
+    // `--async-handler`: the Response comes from a promise that settles after a wait, as the HTTP service's
+    // does (it reads the Y4M header and first frame and opens an encoder first).
+    if (asyncHandler) await sleep(20);
     return new Response(body(req, t), { headers: { "content-type": "application/octet-stream" } });
   },
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function trial(id: string): Promise<Trial> {
   const socket: Socket = await new Promise((resolve, reject) => {
