@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 import { probeFile } from "../lib/container/probe.ts";
@@ -25,29 +25,74 @@ function started(args: string[], stdin: "ignore" | "pipe" = "ignore"): {
   child: ChildProcess;
   ended: Promise<Ended>;
   stderr: () => string;
+  /** The CLI's threads as the deadline killed it (see threadStates), or undefined. */
+  atDeadline: () => string | undefined;
 } {
   const [cmd, argv] = scriptCommand("cli.ts", args);
   const child = spawn(cmd, argv, { stdio: [stdin, "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
+  let atDeadline: string | undefined;
   child.stdout!.on("data", (d) => void (stdout += d));
   child.stderr!.on("data", (d) => void (stderr += d));
   const ended = new Promise<Ended>((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), EXIT_DEADLINE_MS);
+    const timer = setTimeout(() => {
+      atDeadline = threadStates(child.pid!);
+      child.kill("SIGKILL");
+    }, EXIT_DEADLINE_MS);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { child, ended, stderr: () => stderr };
+  return { child, ended, stderr: () => stderr, atDeadline: () => atDeadline };
 }
 
-/** Waits (bounded) until the CLI's stderr matches `re`. */
+/**
+ * The kernel's view of a process's threads (name, state, wait channel, CPU ticks): what a CLI that stops
+ * making progress was doing, for the failure message. Empty where /proc is not there.
+ */
+function threadStates(pid: number): string {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const read = (f: string) => {
+        try {
+          return readFileSync(`/proc/${pid}/task/${tid}/${f}`, "utf8").trim();
+        } catch {
+          return "?";
+        }
+      };
+      const stat = read("stat").replace(/^.*\) /, "").split(" ");
+      return `${tid} ${read("comm")} ${stat[0]} wchan=${read("wchan")} ticks=${
+        Number(stat[11]) + Number(stat[12])
+      }`;
+    }).join("; ");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Waits (bounded: the CLI is killed at its deadline) until the CLI's stderr matches `re`. A CLI that ended
+ * first, by an exit code or by a signal (a crash, whose exit code stays null: that waited out the
+ * deadline as if it hung), fails at once and says how it ended; one killed at the deadline fails with its
+ * threads' states just before.
+ */
 async function stderrShows(run: ReturnType<typeof started>, re: RegExp): Promise<void> {
-  const end = Date.now() + EXIT_DEADLINE_MS;
   while (!re.test(run.stderr())) {
-    if (Date.now() > end || run.child.exitCode !== null) {
-      throw new Error(`stderr never showed ${re}: ${run.stderr()}`);
+    const { exitCode, signalCode } = run.child;
+    const hung = run.atDeadline();
+    if (hung !== undefined) {
+      throw new Error(
+        `stderr never showed ${re} in ${
+          EXIT_DEADLINE_MS / 1000
+        } s (the CLI's threads then: ${hung}): ${run.stderr()}`,
+      );
+    }
+    if (exitCode !== null || signalCode !== null) {
+      throw new Error(
+        `the CLI ended (exit ${exitCode}, signal ${signalCode}) before stderr showed ${re}: ${run.stderr()}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -209,6 +254,18 @@ test("cli: a reader of stdout that goes away (| head -c 100) ends the encode qui
   // 141 = 128 + SIGPIPE, what a shell reports for a program that a broken pipe ended.
   assert.match(stderr, /status=141\n$/, stderr);
   assert.doesNotMatch(stderr, /\n\s+at |Error|EPIPE|panic|Segmentation|Could not/, stderr);
+});
+
+test("cli faults: a CLI killed by a signal before its progress line fails the wait at once, naming the signal", async () => {
+  // A crash ends the child by a signal and leaves its exit code null: the wait once took that for a CLI
+  // still running, and a crash before the first progress line read as a minute-long hang with empty stderr.
+  const input = tempPath("killed-early.y4m");
+  writeFileSync(input, await collect(testSourceY4m({ width: 160, height: 120, frames: 60 })));
+  const run = started(["-i", input, "-o", tempPath("killed-early.ivf"), "--chunked", "--preset", "6"]);
+  await new Promise<void>((resolve) => run.child.once("spawn", () => resolve()));
+  process.kill(run.child.pid!, "SIGKILL");
+  await assert.rejects(stderrShows(run, /never printed/), /signal SIGKILL/);
+  await run.ended;
 });
 
 test(
