@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
-import { type EncodeService, startService } from "../examples/http_service.ts";
+import type { EncodeService } from "../examples/http_service.ts";
 import { probeBytes } from "../lib/container/probe.ts";
 import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { eventually, withService } from "./_helpers/http_service.ts";
 import { collect, concat } from "./_helpers/io_streams.ts";
 
 // Faults and bad input for the HTTP service (examples/http_service.ts): malformed and truncated Y4M
@@ -25,32 +26,6 @@ const frame = (i: number) =>
   Y4M.subarray(HEADER_END + i * (6 + FRAME_160), HEADER_END + (i + 1) * (6 + FRAME_160));
 const frames = (n: number) => concat(...Array.from({ length: n }, (_, i) => frame(i % 12)));
 const text = (s: string) => new TextEncoder().encode(s);
-
-async function withService(
-  options: Parameters<typeof startService>[0],
-  f: (s: EncodeService) => Promise<void>,
-): Promise<void> {
-  const service = await startService({ port: 0, ...options });
-  try {
-    await f(service);
-  } finally {
-    await service.close();
-  }
-}
-
-async function eventually(
-  f: () => boolean | Promise<boolean>,
-  what: string | (() => string),
-  ms = WAIT_MS,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) {
-      throw new Error(`Still waiting for ${typeof what === "function" ? what() : what} after ${ms} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface Stats {
   active: number;

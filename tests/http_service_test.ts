@@ -1,37 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type EncodeService, startService } from "../examples/http_service.ts";
 import { probeBytes } from "../lib/container/probe.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
 import { Y4mReader } from "../lib/io/y4m.ts";
+import { eventually, withService } from "./_helpers/http_service.ts";
 import { collect } from "./_helpers/io_streams.ts";
 
 const Y4M_160 = (await collect(testSourceY4m({ width: 160, height: 120, frames: 12 }))) as Uint8Array<
   ArrayBuffer
 >;
-
-async function withService(
-  options: Parameters<typeof startService>[0],
-  f: (s: EncodeService) => Promise<void>,
-): Promise<void> {
-  const service = await startService({ port: 0, ...options });
-  try {
-    await f(service);
-  } finally {
-    await service.close();
-  }
-}
-
-/** Waits (bounded) until `f()` is true; the bound is a failure, not a timing assertion. */
-async function eventually(f: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`Still waiting for ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A Y4M request body that sends `frames` frames (Infinity: endless) and then stalls or ends. */
 function y4mBody(frames: number, then: "end" | "stall" = "end"): ReadableStream<Uint8Array> {
