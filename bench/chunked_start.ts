@@ -1,6 +1,6 @@
 /**
  * Runs the command line's `--chunked` start over and over, the way tests/cli_faults_test.ts does (a
- * 900-frame 160x120 Y4M, preset 6, wait for the first progress line, SIGTERM, expect 143), and reports
+ * 900-frame 160x120 Y4M, preset 6 (the test now uses 3, slower, so that the encode outlasts its first progress line; the crash figures in docs/bun-crash.md were taken at 6), wait for the first progress line, SIGTERM, expect 143), and reports
  * how long each run took to print its first progress line. A run that prints none by `--timeout` is a
  * hang: its threads' kernel state (/proc/PID/task/*: name, state, wchan) and, with gdb, every thread's
  * stack are written to bench/tmp/chunked_start-<runtime>-<run>.txt before it is killed.
