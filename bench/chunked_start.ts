@@ -17,10 +17,11 @@
  * @module
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
+import { threadStates } from "../tests/_helpers/proc_threads.ts";
 import { compileForNode } from "./harness.ts";
 
 function option(name: string, fallback: string): string {
@@ -65,18 +66,7 @@ function sh(cmd: string, args: string[]): string {
 
 /** The kernel's view of every thread of `pid`, and gdb's stacks when gdb is there. */
 function diagnose(pid: number): string {
-  const lines: string[] = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const read = (f: string) => {
-      try {
-        return readFileSync(`/proc/${pid}/task/${tid}/${f}`, "utf8").trim();
-      } catch {
-        return "?";
-      }
-    };
-    const stat = read("stat").replace(/^.*\) /, "").split(" ");
-    lines.push(`${tid} ${read("comm")} state=${stat[0]} wchan=${read("wchan")} utime=${stat[11]}`);
-  }
+  const lines = threadStates(pid);
   lines.push("", sh("gdb", ["-p", String(pid), "-batch", "-ex", "thread apply all bt 30"]));
   return lines.join("\n");
 }

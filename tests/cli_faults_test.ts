@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 import { probeFile } from "../lib/container/probe.ts";
@@ -8,6 +8,7 @@ import { readIvf } from "../lib/io/ivf.ts";
 import { testSourceY4m } from "../lib/io/testsrc.ts";
 import { dav1dFrameCount, needs, scriptCommand, tempPath } from "./_helpers/encode.ts";
 import { collect } from "./_helpers/io_streams.ts";
+import { threadStates } from "./_helpers/proc_threads.ts";
 
 // The process-level faults a user of the command line meets: SIGINT and SIGTERM mid-encode, a producer
 // of stdin that stops mid-frame, a reader of stdout that goes away. Each run is bounded: a CLI that does
@@ -37,7 +38,7 @@ function started(args: string[], stdin: "ignore" | "pipe" = "ignore"): {
   child.stderr!.on("data", (d) => void (stderr += d));
   const ended = new Promise<Ended>((resolve) => {
     const timer = setTimeout(() => {
-      atDeadline = threadStates(child.pid!);
+      atDeadline = threadStates(child.pid!).join("; ");
       child.kill("SIGKILL");
     }, EXIT_DEADLINE_MS);
     child.on("close", (code, signal) => {
@@ -46,30 +47,6 @@ function started(args: string[], stdin: "ignore" | "pipe" = "ignore"): {
     });
   });
   return { child, ended, stderr: () => stderr, atDeadline: () => atDeadline };
-}
-
-/**
- * The kernel's view of a process's threads (name, state, wait channel, CPU ticks): what a CLI that stops
- * making progress was doing, for the failure message. Empty where /proc is not there.
- */
-function threadStates(pid: number): string {
-  try {
-    return readdirSync(`/proc/${pid}/task`).map((tid) => {
-      const read = (f: string) => {
-        try {
-          return readFileSync(`/proc/${pid}/task/${tid}/${f}`, "utf8").trim();
-        } catch {
-          return "?";
-        }
-      };
-      const stat = read("stat").replace(/^.*\) /, "").split(" ");
-      return `${tid} ${read("comm")} ${stat[0]} wchan=${read("wchan")} ticks=${
-        Number(stat[11]) + Number(stat[12])
-      }`;
-    }).join("; ");
-  } catch {
-    return "";
-  }
 }
 
 /**
