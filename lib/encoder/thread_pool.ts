@@ -75,7 +75,7 @@ const answers = new Set<FromWorker["t"]>(["ready", "accepted", "flushed", "close
 /** Free native memory is released at most this often while encoders come and go. */
 const MEMORY_RELEASE_INTERVAL_MS = 1000;
 /** …and once no encoder has been freed for this long. */
-const IDLE_MEMORY_RELEASE_MS = 200;
+const QUIET_MEMORY_RELEASE_MS = 200;
 
 /** The lock SVT-AV1's set-up and tear-down share across this pool's threads (see native_lock.ts). */
 const nativeLock = new SharedArrayBuffer(4);
@@ -204,7 +204,7 @@ export class EncoderThreadPool {
   #releasedAt = -Infinity;
   #unreleased = false;
   #memoryReleases = 0;
-  #idleRelease: ReturnType<typeof setTimeout> | undefined;
+  #quietRelease: ReturnType<typeof setTimeout> | undefined;
 
   /** Changes how threads are sized and watched; applies from the next encoder on. */
   configure(options: EncoderThreadOptions): void {
@@ -346,10 +346,15 @@ export class EncoderThreadPool {
       this.#unreleased = true;
       return false;
     }
-    this.#releasedAt = now;
+    this.#noteRelease(now);
+    return true;
+  }
+
+  /** A release of the native heap's free memory is on its way: none is owed until encoders are freed again. */
+  #noteRelease(at: number): void {
+    this.#releasedAt = at;
     this.#unreleased = false;
     this.#memoryReleases++;
-    return true;
   }
 
   /**
@@ -359,18 +364,16 @@ export class EncoderThreadPool {
    */
   #releaseWhenQuiet(): void {
     if (!this.#unreleased) return;
-    if (this.#idleRelease !== undefined) clearTimeout(this.#idleRelease);
-    this.#idleRelease = setTimeout(() => {
-      this.#idleRelease = undefined;
+    if (this.#quietRelease !== undefined) clearTimeout(this.#quietRelease);
+    this.#quietRelease = setTimeout(() => {
+      this.#quietRelease = undefined;
       const pooled = this.#idle[this.#idle.length - 1];
       // With no idle thread the next encoder given back arms this again.
       if (!this.#unreleased || !pooled) return;
-      this.#unreleased = false;
-      this.#releasedAt = Date.now();
-      this.#memoryReleases++;
+      this.#noteRelease(Date.now());
       pooled.thread.postMessage({ t: "release-memory" } satisfies ToWorker);
-    }, IDLE_MEMORY_RELEASE_MS);
-    loadedRuntime().unrefTimer(this.#idleRelease);
+    }, QUIET_MEMORY_RELEASE_MS);
+    loadedRuntime().unrefTimer(this.#quietRelease);
   }
 
   /** @internal A lease gives its thread back. */
