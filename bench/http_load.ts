@@ -99,11 +99,8 @@ interface Target {
   failed: number;
   seconds: number;
   cpuTicks: number;
-  rssAt200?: number;
-  /** Encoder threads alive when the RSS after 200 requests was taken. */
-  threadsAt200?: number;
-  /** The JavaScript heap and external memory at that sample. */
-  jsAt200?: Stats;
+  /** The service's stats at rest after 200 requests, and after all of them. */
+  at200?: Stats;
   end?: Stats;
   samePackets?: boolean;
 }
@@ -237,12 +234,7 @@ async function runBlock(t: Target, count: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, client));
   t.seconds += (performance.now() - t0) / 1000;
   t.cpuTicks += cpuTicks(t) - cpu0;
-  if (t.rssAt200 === undefined && t.done >= 200) {
-    const s = await settled(t);
-    t.rssAt200 = s.rss;
-    t.threadsAt200 = s.threads?.threads;
-    t.jsAt200 = s;
-  }
+  if (t.at200 === undefined && t.done >= 200) t.at200 = await settled(t);
   // Sampled as the target's last turn ends, before it idles through the others' turns.
   if (t.done >= requests) t.end = await settled(t);
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
@@ -306,7 +298,8 @@ const ffmpegVersion =
     .split(" ")[2];
 const svt = await locateSvtAv1({});
 const rows = targets.map((t) => {
-  const growth = t.rssAt200 && t.end ? ((t.end.rss / t.rssAt200 - 1) * 100).toFixed(1) : "-";
+  const growth = t.at200 && t.end ? ((t.end.rss / t.at200.rss - 1) * 100).toFixed(1) : "-";
+  const js = (s: Stats | undefined) => s?.heapUsed === undefined ? "-" : mb(s.heapUsed + (s.external ?? 0));
   return {
     target: t.name,
     runtime: t.version,
@@ -316,17 +309,13 @@ const rows = targets.map((t) => {
     "first byte p99 ms": pct(t.firstByte, 0.99).toFixed(0),
     "whole response p50 ms": pct(t.total, 0.5).toFixed(0),
     "CPU ms per request": ((t.cpuTicks / ticks) * 1000 / t.done).toFixed(0),
-    "RSS after 200 MB": mb(t.rssAt200),
+    "RSS after 200 MB": mb(t.at200?.rss),
     [`RSS after ${requests} MB`]: mb(t.end?.rss),
     "RSS growth %": growth,
-    "JS heap and external MB after 200 / at the end": t.end?.heapUsed !== undefined
-      ? `${mb((t.jsAt200?.heapUsed ?? 0) + (t.jsAt200?.external ?? 0))} → ${
-        mb(t.end.heapUsed + (t.end.external ?? 0))
-      }`
-      : "-",
-    "encoder threads alive after 200 / at the end": t.end?.threads
-      ? `${t.threadsAt200 ?? "-"} / ${t.end.threads.threads}`
-      : "-",
+    "JS heap and external MB after 200 / at the end": `${js(t.at200)} / ${js(t.end)}`,
+    "encoder threads alive after 200 / at the end": `${t.at200?.threads?.threads ?? "-"} / ${
+      t.end?.threads?.threads ?? "-"
+    }`,
     "503s": t.busy,
     failed: t.failed,
     "live encoders at the end": t.end?.liveEncoders ?? "-",
