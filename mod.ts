@@ -75,6 +75,7 @@ export {
   type EncoderSetupTimes,
   type Frame,
   frameByteLength,
+  type LibraryImage,
   type Packet,
   type Rational,
   type VideoInfo,

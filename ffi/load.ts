@@ -27,6 +27,7 @@ import {
   type SystemKind,
   systemKind,
 } from "./platform.ts";
+import { libraryFile, withPrivateCopy } from "./private_copy.ts";
 import { ffiRuntime } from "./runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
 import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
@@ -220,11 +221,32 @@ export async function locateSvtAv1(options: LocateOptions = {}): Promise<SvtAv1L
   throw failure(sawUnsupported ? "LIBRARY_UNSUPPORTED" : "LIBRARY_NOT_FOUND", tried);
 }
 
-/** Opens SVT-AV1 at a located path with the symbol table of its version. */
-export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location) {
+/**
+ * Opens SVT-AV1 at a located path (or at `path`, a copy of that file) with the symbol table of its
+ * version.
+ */
+export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location, path: string = where.path) {
   return where.layout.initHandleHasAppData
-    ? { kind: 1 as const, lib: rt.open(where.path, svtAv1Symbols1) }
-    : { kind: 3 as const, lib: rt.open(where.path, svtAv1Symbols3) };
+    ? { kind: 1 as const, lib: rt.open(path, svtAv1Symbols1) }
+    : { kind: 3 as const, lib: rt.open(path, svtAv1Symbols3) };
+}
+
+/** SVT-AV1 opened by {@linkcode openSvtAv1}. */
+export type OpenedSvtAv1 = ReturnType<typeof openSvtAv1>;
+
+/**
+ * Opens a private copy of the located SVT-AV1 (ffi/private_copy.ts): an image with globals of its own,
+ * beside the process's shared one. `also` opens more tables from the same image (Deno's nonblocking
+ * calls). Throws, saying why, when no copy can be made.
+ */
+export function openSvtAv1Copy<T>(
+  rt: FfiRuntime,
+  where: SvtAv1Location,
+  also: (path: string) => T,
+): { opened: OpenedSvtAv1; also: T } {
+  const file = libraryFile(where.path, SYSTEM_RECIPES[hostSystem().kind].libraryDirs);
+  if (!file) throw new Error(`the file behind ${where.path} was not found to copy`);
+  return withPrivateCopy(rt, file, (path) => ({ opened: openSvtAv1(rt, where, path), also: also(path) }));
 }
 
 /**

@@ -67,6 +67,22 @@ export interface Packet {
   keyFrame: boolean;
 }
 
+/** Which image an encoder runs on, as an encoder's `libraryImage` reports it. */
+export interface LibraryImage {
+  /**
+   * `"shared"`: the process's one loaded image of the library file. `"private"`: a copy of the library
+   * of its own, because another encoder was live on the shared image when this one started.
+   */
+  kind: "shared" | "private";
+  /**
+   * False when the encoder shares its image with another live encoder: no private copy could be made
+   * (`reason` says why), and the two run as they would without copies, at the risk of the crash this avoids (docs/bun-crash.md).
+   */
+  isolated: boolean;
+  /** Why no private copy was made, where none could be. */
+  reason?: string;
+}
+
 /** Where an encoder's start-up time went, in milliseconds (see `SvtAv1Encoder.setupTimes`). */
 export interface EncoderSetupTimes {
   /** From `create()` to the encoder being ready. */

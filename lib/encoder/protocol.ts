@@ -4,6 +4,7 @@
  * @module
  */
 import type { EncoderErrorCode } from "../errors.ts";
+import type { LibraryImage } from "../types.ts";
 
 /** The backends an encoder thread can host. */
 export type BackendName = "svt-av1" | "rav1e";
@@ -48,6 +49,8 @@ export type FromWorker =
     nativeMs: number;
     /** Milliseconds on the thread from the `init` message to this reply (library loading included). */
     threadMs: number;
+    /** Which image of the library the encoder runs on (SVT-AV1; rav1e has no process-wide state). */
+    libraryImage?: LibraryImage;
   }
   | { t: "accepted"; id: number }
   | { t: "packets"; packets: WorkerPacket[] }
@@ -63,7 +66,9 @@ export type FromWorker =
  */
 export interface WorkerBackend {
   /** Opens the library and creates the encoder; returns the sequence header and library version. */
-  init(config: unknown): Promise<{ sequenceHeader: Uint8Array; version: string; nativeMs: number }>;
+  init(
+    config: unknown,
+  ): Promise<{ sequenceHeader: Uint8Array; version: string; nativeMs: number; libraryImage?: LibraryImage }>;
   /**
    * Hands one frame to the encoder; returns once the encoder holds it. `emit` receives packets. `qp` is
    * the frame's quantizer where the backend takes one per frame.

@@ -6,21 +6,15 @@
  * send a picture, then collect ready packets without blocking.
  * @module
  */
-import { openSvtAv1, type SvtAv1Location } from "../../ffi/load.ts";
+import type { OpenedSvtAv1, SvtAv1Location } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import {
-  svtAv1BlockingSymbols,
-  SvtBufferFlag,
-  SvtColorFormat,
-  SvtPictureType,
-  SvtStatus,
-} from "../../ffi/symbols/svt_av1.ts";
+import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../ffi/symbols/svt_av1.ts";
 import { EncoderError } from "../errors.ts";
-import { keptLibrary } from "./kept_libraries.ts";
 import { withNativeLock } from "./native_lock.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
 import { asNonRoot, demoteRealtimeThreads, libc, threadIds } from "./realtime_threads.ts";
+import { type TakenImage, takeSvtAv1Image } from "./svt_av1_images.ts";
 
 /** What the caller's side sends to set the encoder up. */
 export interface SvtAv1WorkerConfig {
@@ -77,7 +71,7 @@ export interface BackendOptions {
 /** SVT-AV1 on an encoder thread: one encoder from `init()` to `close()`. */
 export class SvtAv1Backend implements WorkerBackend {
   #rt!: FfiRuntime;
-  #lib!: ReturnType<typeof openSvtAv1>["lib"];
+  #lib!: OpenedSvtAv1["lib"];
   #caller: boolean;
   #blocking!: BlockingCalls;
   /** The frame of a send_picture in progress: referenced until the call returns. */
@@ -97,7 +91,9 @@ export class SvtAv1Backend implements WorkerBackend {
   #eosSent = false;
   #eosSeen = false;
   #initialized = false;
-  #opened!: ReturnType<typeof openSvtAv1>;
+  #opened!: OpenedSvtAv1;
+  /** The image of the library this encoder runs on, given back after its last native call. */
+  #image: TakenImage | undefined;
 
   constructor(options: BackendOptions = {}) {
     this.#caller = options.caller === true;
@@ -116,16 +112,18 @@ export class SvtAv1Backend implements WorkerBackend {
     this.#cfg = cfg;
     this.#rt = await ffiRuntime();
     if (cfg.logLevel !== undefined) setLogLevel(this.#rt, cfg.logLevel.level, cfg.logLevel.override);
-    this.#opened = keptLibrary(`svt-av1:${cfg.location.path}`, () => openSvtAv1(this.#rt, cfg.location));
+    // An image of the library no other live encoder runs on (svt_av1_images.ts).
+    const taken = this.#image = takeSvtAv1Image(this.#rt, cfg.location, this.#caller);
+    this.#opened = taken.opened;
     this.#lib = this.#opened.lib;
-    this.#blocking = this.#caller
-      ? keptLibrary(
-        `svt-av1-blocking:${cfg.location.path}`,
-        () => this.#rt.open(cfg.location.path, svtAv1BlockingSymbols),
-      ).symbols
-      : this.#lib.symbols;
+    this.#blocking = taken.blocking ? taken.blocking.symbols : this.#lib.symbols;
     const started = performance.now();
-    await this.#start();
+    try {
+      await this.#start();
+    } catch (e) {
+      taken.release();
+      throw e;
+    }
     const s = this.#lib.symbols;
     const layout = cfg.location.layout;
     const headerOut = new Uint8Array(8);
@@ -138,7 +136,7 @@ export class SvtAv1Backend implements WorkerBackend {
     const nativeMs = performance.now() - started;
 
     this.#prepareInput();
-    return { sequenceHeader, version: cfg.location.version.text, nativeMs };
+    return { sequenceHeader, version: cfg.location.version.text, nativeMs, libraryImage: taken.image };
   }
 
   /**
@@ -376,6 +374,9 @@ export class SvtAv1Backend implements WorkerBackend {
       await withNativeLock(() => this.#blocking.svt_av1_enc_deinit(this.#handle), !this.#caller);
     }
     await this.#release();
+    // The native encoder is gone with its threads: the next encoder may have its image. (A close that
+    // failed before this keeps the image taken: the library may still run there.)
+    this.#image?.release();
   }
 
   /** Frees the handle, holding the pool's lock. */

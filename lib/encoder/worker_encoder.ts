@@ -11,6 +11,7 @@ import type {
   Encoder,
   EncoderSetupTimes,
   Frame,
+  LibraryImage,
   Packet,
   Rational,
   VideoInfo,
@@ -80,6 +81,7 @@ export abstract class WorkerEncoder implements Encoder {
   #error: EncoderError | undefined;
   #sequenceHeader: Uint8Array = new Uint8Array(0);
   #version = "";
+  #libraryImage: LibraryImage = { kind: "shared", isolated: true };
   #setupTimes: EncoderSetupTimes = { totalMs: 0, threadMs: 0, libraryMs: 0 };
   #nextId = 0;
   #accepted = new Map<number, Pending>();
@@ -179,6 +181,16 @@ export abstract class WorkerEncoder implements Encoder {
   /** The library version string, e.g. "v1.4.1". */
   get version(): string {
     return this.#version;
+  }
+
+  /**
+   * Which loaded image of the library the encoder runs on. SVT-AV1 keeps process-wide state that one
+   * encoder's set-up overwrites while another encodes, so an SVT-AV1 encoder created while another is
+   * live runs on a private copy of the library (`kind: "private"`); `isolated` is false, with the
+   * `reason`, where no copy could be made. rav1e encoders always share the one image.
+   */
+  get libraryImage(): Readonly<LibraryImage> {
+    return this.#libraryImage;
   }
 
   get closed(): boolean {
@@ -356,6 +368,7 @@ export abstract class WorkerEncoder implements Encoder {
       case "ready":
         this.#sequenceHeader = msg.sequenceHeader;
         this.#version = msg.version;
+        if (msg.libraryImage) this.#libraryImage = msg.libraryImage;
         this.#setupTimes.threadMs = msg.threadMs;
         this.#setupTimes.libraryMs = msg.nativeMs;
         this.#readyWaiter?.resolve();

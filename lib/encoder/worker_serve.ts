@@ -127,9 +127,9 @@ export function serveEncoders(
       case "init": {
         const started = performance.now();
         backend = factories[msg.backend]();
-        const { sequenceHeader, version, nativeMs } = await backend.init(msg.config);
+        const { sequenceHeader, version, nativeMs, libraryImage } = await backend.init(msg.config);
         const threadMs = performance.now() - started;
-        scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs }, [
+        scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs, libraryImage }, [
           sequenceHeader.buffer as ArrayBuffer,
         ]);
         return;
