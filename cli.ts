@@ -9,16 +9,18 @@
  * ```
  * @module
  */
-import { realpathSync } from "node:fs";
 import process from "node:process";
-import { setTimeout as nodeSetTimeout } from "node:timers";
-import { fileURLToPath } from "node:url";
-import { prestartEncoderThreads } from "./lib/encoder/thread_pool.ts";
 
-// Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an
-// npm bin is a symlink (node_modules/.bin/av1-stream) to this file.
-const isEntry = import.meta.main
-  ?? (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url));
+/**
+ * Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an
+ * npm bin is a symlink (node_modules/.bin/av1-stream) to this file.
+ */
+async function nodeEntry(): Promise<boolean> {
+  const [{ realpathSync }, { fileURLToPath }] = await Promise.all([import("node:fs"), import("node:url")]);
+  return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+}
+
+const isEntry = import.meta.main ?? await nodeEntry();
 if (isEntry) {
   const argv = process.argv.slice(2);
   // The encoder thread starts loading while the rest of the command line loads here: they overlap, and a
@@ -27,11 +29,12 @@ if (isEntry) {
   // In Deno the encoder runs on this thread (cli/run.ts, `cliHost`): there is no thread to start.
   const encodes = !["probe", "--version", "-V"].includes(argv[0])
     && !argv.some((a) => a === "-h" || a === "--help") && !("Deno" in globalThis);
-  const warming = encodes ? prestartEncoderThreads(1).catch(() => {}) : undefined;
-  const [{ main }, { EncoderError }, { isBrokenPipe }] = await Promise.all([
+  const warming = encodes
+    ? import("./lib/encoder/thread_pool.ts").then((m) => m.prestartEncoderThreads(1)).catch(() => {})
+    : undefined;
+  const [{ main }, { EncoderError, isBrokenPipe }] = await Promise.all([
     import("./cli/run.ts"),
     import("./lib/errors.ts"),
-    import("./lib/io/file_stream.ts"),
     warming,
   ]);
   try {
@@ -41,6 +44,7 @@ if (isEntry) {
       // After SIGINT or SIGTERM the output is finished and the encoder closed; a read of stdin still
       // waiting on a producer that stopped writing would hold the process (Deno cannot cancel that read),
       // so it ends shortly if nothing else does first. Unref'd: it never keeps the process alive itself.
+      const { setTimeout: nodeSetTimeout } = await import("node:timers");
       nodeSetTimeout(() => process.exit(code), 500).unref();
     }
   } catch (e) {

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { encoderConfigFromFlags, type EncoderSelection } from "../lib/cli_config.ts";
-import { type ContainerFormat, formatFromPath, parseContainerFormat } from "../lib/container/open.ts";
+import { type ContainerFormat, formatFromPath, parseContainerFormat } from "../lib/container/format.ts";
 import type { Rav1eConfig } from "../lib/encoder/rav1e.ts";
 import type { SvtAv1Config } from "../lib/encoder/svt_av1.ts";
 import type { DisconnectPolicy } from "../lib/stream/packet_sink.ts";

@@ -5,27 +5,17 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { openContainerWriter } from "../lib/container/open.ts";
 import type { ContainerWriter } from "../lib/container/writer.ts";
-import { type Rav1eConfig, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
-import { type SvtAv1Config, SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
-import { EncoderError } from "../lib/errors.ts";
-import {
-  fileReadable,
-  fileSize,
-  isBrokenPipe,
-  stdinReadable,
-  stdoutWritable,
-} from "../lib/io/file_stream.ts";
-import { fileSink } from "../lib/io/sink.ts";
-import { isTestSourceSpec, parseTestSourceSpec, testSource } from "../lib/io/testsrc.ts";
-import { Y4mReader } from "../lib/io/y4m.ts";
-import { paceFrames } from "../lib/stream/pace.ts";
+import type { Rav1eConfig, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
+import type { SvtAv1Config, SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
+import { EncoderError, isBrokenPipe } from "../lib/errors.ts";
 import type { PacketSink } from "../lib/stream/packet_sink.ts";
 import type { Encoder, Frame, Packet, VideoInfo } from "../lib/types.ts";
 import { keyFrameSet, type Options, parseCli, USAGE, UsageError } from "./args.ts";
 import { Progress } from "./progress.ts";
-import { libraryInUse } from "./version.ts";
+
+// What only some runs need is imported where it is needed: `--help` loads none of the encoder, an SVT-AV1
+// encode no rav1e, a file encode no test source, pacing or live transport (bench/results.md, "Start-up").
 
 interface Source {
   info: VideoInfo;
@@ -34,7 +24,14 @@ interface Source {
 }
 
 async function openInput(input: string, frameSize: (info: VideoInfo) => number): Promise<Source> {
-  if (isTestSourceSpec(input)) return testSource(parseTestSourceSpec(input));
+  if (input.startsWith("testsrc")) {
+    const { isTestSourceSpec, parseTestSourceSpec, testSource } = await import("../lib/io/testsrc.ts");
+    if (isTestSourceSpec(input)) return testSource(parseTestSourceSpec(input));
+  }
+  const [{ fileReadable, fileSize, stdinReadable }, { Y4mReader }] = await Promise.all([
+    import("../lib/io/file_stream.ts"),
+    import("../lib/io/y4m.ts"),
+  ]);
   const readable = input === "-" ? stdinReadable() : await fileReadable(input);
   const reader = await Y4mReader.open(readable);
   const info: VideoInfo = { ...reader.info };
@@ -47,7 +44,10 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
 }
 
 async function openOutput(opts: Options, info: VideoInfo, encoder: Encoder): Promise<ContainerWriter> {
-  const target = opts.output === "-" ? stdoutWritable() : await fileSink(opts.output);
+  const { openContainerWriter } = await import("../lib/container/open.ts");
+  const target = opts.output === "-"
+    ? (await import("../lib/io/file_stream.ts")).stdoutWritable()
+    : await (await import("../lib/io/sink.ts")).fileSink(opts.output);
   return openContainerWriter(opts.outputFormat, target, info, { sequenceHeader: encoder.sequenceHeader() });
 }
 
@@ -103,6 +103,13 @@ export async function main(argv: string[]): Promise<number> {
     const { runChunkedCli } = await import("../lib/chunked/cli_run.ts");
     return await runChunkedCli({ ...opts, ...opts.chunked });
   }
+  // This run's modules, asked for at once: the encoder's load while the input opens.
+  const modules = [
+    opts.codec === "rav1e" ? import("../lib/encoder/rav1e.ts") : import("../lib/encoder/svt_av1.ts"),
+    import("../lib/container/open.ts"),
+    import("./version.ts"),
+  ];
+  for (const m of modules) m.catch(() => {}); // a failure is reported where the module is used
   const { frameByteLength } = await import("../lib/types.ts");
   const source = await openInput(opts.input, frameByteLength);
   const info = source.info;
@@ -245,7 +252,8 @@ async function* inputFrames(
   end?: InputEnd,
 ): AsyncGenerator<Frame> {
   let n = 0;
-  const frames = (opts.realtime ? paceFrames(source.frames(), info.fps) : source.frames())[
+  const paceFrames = opts.realtime ? (await import("../lib/stream/pace.ts")).paceFrames : undefined;
+  const frames = (paceFrames ? paceFrames(source.frames(), info.fps) : source.frames())[
     Symbol.asyncIterator
   ]();
   const stopped = stop.requested.then(() => undefined);
@@ -282,7 +290,7 @@ async function encodeToFile(
   stop: Interruption,
 ): Promise<void> {
   progress.version = (encoder as SvtAv1Encoder | Rav1eEncoder).version;
-  progress.library = await libraryInUse(opts.codec);
+  progress.library = await (await import("./version.ts")).libraryInUse(opts.codec);
   const out = await openOutput(opts, info, encoder);
   const input: InputEnd = {};
   let failed = false;
@@ -346,7 +354,7 @@ async function runLive(
   stop: Interruption,
 ): Promise<void> {
   progress.version = (first as SvtAv1Encoder | Rav1eEncoder).version;
-  progress.library = await libraryInUse(opts.codec);
+  progress.library = await (await import("./version.ts")).libraryInUse(opts.codec);
   // Loaded only for a live peer: the transports and stream formats are most of the command line's code,
   // and a file encode then keeps them out of memory (3 MB of Bun's RSS, 2 MB of Deno's).
   const [{ createEncodeStream }, { createSink }, { fmp4StreamFormat, webmStreamFormat }] = await Promise.all([
@@ -421,9 +429,20 @@ function transportFigures(sink: PacketSink): string {
  */
 export const cliHost: "caller" | undefined = "Deno" in globalThis ? "caller" : undefined;
 
-function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
+async function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
   const host = cliHost ? { host: cliHost } : {};
-  return opts.codec === "rav1e"
-    ? Rav1eEncoder.create({ ...info, ...host, ...opts.config as Omit<Rav1eConfig, "width" | "height"> })
-    : SvtAv1Encoder.create({ ...info, ...host, ...opts.config as Omit<SvtAv1Config, "width" | "height"> });
+  if (opts.codec === "rav1e") {
+    const { Rav1eEncoder } = await import("../lib/encoder/rav1e.ts");
+    return await Rav1eEncoder.create({
+      ...info,
+      ...host,
+      ...opts.config as Omit<Rav1eConfig, "width" | "height">,
+    });
+  }
+  const { SvtAv1Encoder } = await import("../lib/encoder/svt_av1.ts");
+  return await SvtAv1Encoder.create({
+    ...info,
+    ...host,
+    ...opts.config as Omit<SvtAv1Config, "width" | "height">,
+  });
 }

@@ -5,8 +5,9 @@
  * @module
  */
 
-import { type Rav1eConfig, rav1eConfigFromFlags, Rav1eEncoder } from "./encoder/rav1e.ts";
-import { type SvtAv1Config, SvtAv1Encoder } from "./encoder/svt_av1.ts";
+import type { Rav1eConfig } from "./encoder/rav1e.ts";
+import { rav1eConfigFromFlags } from "./encoder/rav1e_flags.ts";
+import type { SvtAv1Config } from "./encoder/svt_av1.ts";
 import { EncoderError } from "./errors.ts";
 import type { Encoder, VideoInfo } from "./types.ts";
 
@@ -163,7 +164,11 @@ export async function createEncoderFromSelection(
   selection: EncoderSelection,
   info: VideoInfo,
 ): Promise<Encoder> {
-  return selection.codec === "rav1e"
-    ? await Rav1eEncoder.create({ ...info, ...selection.config })
-    : await SvtAv1Encoder.create({ ...info, ...selection.config });
+  // Only the backend asked for is loaded: reading flags (the CLI's --help) loads neither.
+  if (selection.codec === "rav1e") {
+    const { Rav1eEncoder } = await import("./encoder/rav1e.ts");
+    return await Rav1eEncoder.create({ ...info, ...selection.config });
+  }
+  const { SvtAv1Encoder } = await import("./encoder/svt_av1.ts");
+  return await SvtAv1Encoder.create({ ...info, ...selection.config });
 }

@@ -53,3 +53,14 @@ export class EncoderError extends Error {
     if (options.library) this.library = options.library;
   }
 }
+
+/**
+ * True when `err` (or an error it wraps) is a write to a pipe whose reader went away (EPIPE), as when
+ * the output goes to `| head -c 100`.
+ */
+export function isBrokenPipe(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: string }).code === "EPIPE") return true;
+  }
+  return false;
+}

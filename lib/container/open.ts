@@ -9,15 +9,12 @@ import { IvfWriter } from "../io/ivf.ts";
 import { ObuWriter } from "../io/obu.ts";
 import type { ByteSink } from "../io/sink.ts";
 import type { Packet, Rational, VideoInfo } from "../types.ts";
+import { CONTAINER_FORMATS, type ContainerFormat } from "./format.ts";
 import { Mp4Writer } from "./mp4.ts";
 import { WebmWriter } from "./webm.ts";
 import type { ContainerWriter } from "./writer.ts";
 
-/** Output formats: `fmp4` is fragmented MP4; `obu` the Section 5 low-overhead bitstream. */
-export type ContainerFormat = "ivf" | "obu" | "webm" | "mkv" | "mp4" | "fmp4";
-
-/** Every {@linkcode ContainerFormat}, for option parsers and help text. */
-export const CONTAINER_FORMATS: readonly ContainerFormat[] = ["ivf", "obu", "webm", "mkv", "mp4", "fmp4"];
+export { CONTAINER_FORMATS, type ContainerFormat, formatFromPath, parseContainerFormat } from "./format.ts";
 
 /** Options of {@linkcode openContainerWriter}. */
 export interface OpenContainerWriterOptions {
@@ -89,51 +86,4 @@ function wrapWriter(w: IvfWriter | ObuWriter): ContainerWriter {
     close: () => w.close(),
     [Symbol.asyncDispose]: () => w.close(),
   };
-}
-
-/**
- * The output format a path's extension names (`.ivf .obu .webm .mkv .mp4`, any case), or `undefined`.
- * `.mp4` is the progressive file; fragmented MP4 is asked for by name (`fmp4`).
- *
- * @example
- * ```ts
- * import { formatFromPath } from "./open.ts";
- * console.log(formatFromPath("out/clip.WebM"), formatFromPath("x.y4m")); // "webm" undefined
- * ```
- */
-export function formatFromPath(path: string): ContainerFormat | undefined {
-  const ext = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
-  switch (ext) {
-    case "ivf":
-    case "obu":
-    case "webm":
-    case "mkv":
-    case "mp4":
-      return ext;
-    case "m4s":
-    case "cmfv":
-      return "fmp4";
-    default:
-      return undefined;
-  }
-}
-
-/**
- * Parses a `--format` value: one of {@linkcode CONTAINER_FORMATS}, or a clear error.
- *
- * @example
- * ```ts
- * import { parseContainerFormat } from "./open.ts";
- * console.log(parseContainerFormat("FMP4")); // "fmp4"
- * ```
- */
-export function parseContainerFormat(value: string): ContainerFormat {
-  const f = value.toLowerCase() as ContainerFormat;
-  if (!CONTAINER_FORMATS.includes(f)) {
-    throw new EncoderError(
-      "INVALID_CONFIG",
-      `Unknown format ${JSON.stringify(value)}: use one of ${CONTAINER_FORMATS.join(", ")}`,
-    );
-  }
-  return f;
 }

@@ -9,9 +9,7 @@
 import { loadedRuntime } from "../../ffi/runtime/mod.ts";
 import type { NativeThread } from "../../ffi/runtime/types.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { Rav1eBackend } from "./rav1e_worker.ts";
 import { libc } from "./realtime_threads.ts";
-import { SvtAv1Backend } from "./svt_av1_worker.ts";
 import { serveEncoders, type WorkerScope } from "./worker_serve.ts";
 
 /** Stands in for a pooled thread; messages each way are delivered as microtasks, in order. */
@@ -31,8 +29,9 @@ export class CallerThread implements NativeThread {
     this.#scope = scope;
     serveEncoders(
       {
-        "svt-av1": () => new SvtAv1Backend({ caller: true }),
-        rav1e: () => new Rav1eBackend({ caller: true }),
+        // Only the backend of the encoder created is loaded.
+        "svt-av1": async () => new (await import("./svt_av1_worker.ts")).SvtAv1Backend({ caller: true }),
+        rav1e: async () => new (await import("./rav1e_worker.ts")).Rav1eBackend({ caller: true }),
       },
       // Off glibc (musl) there is no malloc_trim: nothing to do.
       { releaseMemory: () => void libc(loadedRuntime())?.symbols.malloc_trim?.(0) },

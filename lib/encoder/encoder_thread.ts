@@ -5,25 +5,27 @@
  * caller's thread.
  * @module
  */
-import v8 from "node:v8";
-import vm from "node:vm";
 import { ffiRuntime, loadedRuntime } from "../../ffi/runtime/mod.ts";
-import { Rav1eBackend } from "./rav1e_worker.ts";
 import { libc } from "./realtime_threads.ts";
-import { SvtAv1Backend } from "./svt_av1_worker.ts";
 import { serveEncoders } from "./worker_serve.ts";
 
+// Each backend's module loads when its first encoder comes: SVT-AV1's (the default) starts loading with
+// the thread, as the module itself did before, rav1e's only on demand.
+const svtAv1 = import("./svt_av1_worker.ts");
+svtAv1.catch(() => {}); // a failure is reported to the encoder that needs the module
+
 /**
- * V8's full garbage collection for this thread (Deno and Node), or undefined. An encoder thread's heap
- * only grows between encoders: each leaves a little garbage (its messages, descriptors, packets handed
- * over) that V8 collects late, as the thread is mostly inside native calls. That was most of Deno's
- * RSS growth over 1000 short encodes once the native heap was released (bench/results.md, "Encoder
- * cycles"). `--expose-gc` set at run time exposes `gc` to new contexts only, hence the one-line context.
- * Bun's threads stayed flat and are left alone.
+ * V8's full garbage collection for this thread (Deno and Node; `node:v8` and `node:vm` load only there), or
+ * undefined. An encoder thread's heap only grows between encoders: each leaves a little garbage (its
+ * messages, descriptors, packets handed over) that V8 collects late, as the thread is mostly inside native
+ * calls. That was most of Deno's RSS growth over 1000 short encodes once the native heap was released
+ * (bench/results.md, "Encoder cycles"). `--expose-gc` set at run time exposes `gc` to new contexts only,
+ * hence the one-line context. Bun's threads stayed flat and are left alone.
  */
-function fullCollection(): (() => void) | undefined {
+async function fullCollection(): Promise<(() => void) | undefined> {
   if ("Bun" in globalThis) return undefined;
   try {
+    const [{ default: v8 }, { default: vm }] = await Promise.all([import("node:v8"), import("node:vm")]);
     v8.setFlagsFromString("--expose-gc");
     const gc = vm.runInNewContext("gc");
     return typeof gc === "function" ? gc as () => void : undefined;
@@ -31,10 +33,14 @@ function fullCollection(): (() => void) | undefined {
     return undefined;
   }
 }
-const collect = fullCollection();
+let collect: (() => void) | undefined;
+void fullCollection().then((gc) => (collect = gc));
 
 serveEncoders(
-  { "svt-av1": () => new SvtAv1Backend(), rav1e: () => new Rav1eBackend() },
+  {
+    "svt-av1": async () => new (await svtAv1).SvtAv1Backend(),
+    rav1e: async () => new (await import("./rav1e_worker.ts")).Rav1eBackend(),
+  },
   {
     block: async (ms) => void libc(await ffiRuntime())?.symbols.usleep(Math.min(ms, 3_600_000) * 1000),
     releaseMemory: () => {

@@ -30,8 +30,8 @@ export interface WorkerScope {
 /** How often to collect packets while the caller is not sending (the encoder works on in its threads). */
 const POLL_MS = 2;
 
-/** Makes the backend an `init` message names. */
-export type BackendFactories = Record<BackendName, () => WorkerBackend>;
+/** Makes the backend an `init` message names (a promise where its module loads on first use). */
+export type BackendFactories = Record<BackendName, () => WorkerBackend | Promise<WorkerBackend>>;
 
 /** A native call that blocks the thread for a while, for tests of the pool's stall detection. */
 export type BlockingCall = (ms: number) => Promise<void>;
@@ -126,7 +126,7 @@ export function serveEncoders(
       }
       case "init": {
         const started = performance.now();
-        backend = factories[msg.backend]();
+        backend = await factories[msg.backend]();
         const { sequenceHeader, version, nativeMs, libraryImage } = await backend.init(msg.config);
         const threadMs = performance.now() - started;
         scope.postMessage({ t: "ready", sequenceHeader, version, nativeMs, threadMs, libraryImage }, [

@@ -6,6 +6,8 @@ import { open, stat } from "node:fs/promises";
 import process from "node:process";
 import { EncoderError } from "../errors.ts";
 
+export { isBrokenPipe } from "../errors.ts";
+
 /**
  * A `ReadableStream` over a file, read in chunks of up to `chunkSize` bytes (default 1 MiB); a byte
  * stream, so a BYOB reader reads into buffers of its own.
@@ -109,17 +111,6 @@ function stdoutError(err: unknown): EncoderError {
       : `Could not write to standard output: ${(err as Error)?.message ?? err}`,
     { cause: err },
   );
-}
-
-/**
- * True when `err` (or an error it wraps) is a write to a pipe whose reader went away (EPIPE), as when
- * the output goes to `| head -c 100`.
- */
-export function isBrokenPipe(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: string }).code === "EPIPE") return true;
-  }
-  return false;
 }
 
 /**
