@@ -27,7 +27,7 @@ import {
   type SystemKind,
   systemKind,
 } from "./platform.ts";
-import { libraryFile, withPrivateCopy } from "./private_copy.ts";
+import { libraryFile } from "./private_copy.ts";
 import { ffiRuntime } from "./runtime/mod.ts";
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
 import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
@@ -235,18 +235,11 @@ export function openSvtAv1(rt: FfiRuntime, where: SvtAv1Location, path: string =
 export type OpenedSvtAv1 = ReturnType<typeof openSvtAv1>;
 
 /**
- * Opens a private copy of the located SVT-AV1 (ffi/private_copy.ts): an image with globals of its own,
- * beside the process's shared one. `also` opens more tables from the same image (Deno's nonblocking
- * calls). Throws, saying why, when no copy can be made.
+ * The file behind a located SVT-AV1 (links resolved; a bare soname looked up where the dynamic linker
+ * looks), to make private copies of; undefined when it cannot be found.
  */
-export function openSvtAv1Copy<T>(
-  rt: FfiRuntime,
-  where: SvtAv1Location,
-  also: (path: string) => T,
-): { opened: OpenedSvtAv1; also: T } {
-  const file = libraryFile(where.path, SYSTEM_RECIPES[hostSystem().kind].libraryDirs);
-  if (!file) throw new Error(`the file behind ${where.path} was not found to copy`);
-  return withPrivateCopy(rt, file, (path) => ({ opened: openSvtAv1(rt, where, path), also: also(path) }));
+export function svtAv1File(where: SvtAv1Location): string | undefined {
+  return libraryFile(where.path, SYSTEM_RECIPES[hostSystem().kind].libraryDirs);
 }
 
 /**

@@ -1,45 +1,73 @@
 /**
- * A private copy of a shared library: the same code, loaded a second (third…) time as an image of its
- * own, with globals of its own. The dynamic linker hands back the image already loaded for a path it
- * has seen, or for a file it has mapped (same device and inode), so the copy is a new file: an anonymous
- * memory file (`memfd_create`) on Linux, opened by its `/proc/self/fd/N` name, else a file in the
- * temporary folder, deleted once opened. Either way nothing is left behind once the image is open: the
- * mapping keeps the contents alive, and they go with the process.
+ * Private copies of a shared library, each one taken by one user at a time: the same code loaded as an
+ * image of its own, with globals of its own. The dynamic linker hands back the image already loaded for
+ * a path it has seen or a file it has mapped (same device and inode), so a copy is a new file: an
+ * anonymous memory file (`memfd_create`, Linux) named after the library and opened by its
+ * `/proc/self/fd/N` name. Nothing is written to disk, and the copy goes with the process.
+ *
+ * Copies belong to the process, not to a thread or a pool: any thread finds them among the process's
+ * open files by their name (`/memfd:av1-stream:<library file>`), and takes one with an open-file-
+ * description lock (`F_OFD_SETLK`, a write lock on a description of its own), which the kernel gives to
+ * one description at a time and which goes when that description is closed. So copies are reused by
+ * whoever needs one next, in whatever thread or pool, and the process holds as many as it ever had users
+ * at once; a thread that ends holding one keeps it taken. A copy's descriptor stays open for the
+ * process's life: its name keeps naming that one image.
  *
  * Why: SVT-AV1 keeps process-wide state (its function tables, filled again by every encoder's set-up)
  * that an encoder set up beside another encoder of the same image overwrites while the other runs
  * through it (docs/bun-crash.md).
  * @module
  */
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { join } from "node:path";
 import type { FfiRuntime, NativeLibrary, SymbolTable } from "./runtime/types.ts";
 
-const memfdSymbols = {
+const libcSymbols = {
   // int memfd_create(const char *name, unsigned int flags); glibc 2.27 and later, musl 1.1.20
   memfd_create: { parameters: ["buffer", "u32"], result: "i32", optional: true },
-  // ssize_t write(int fd, const void *buf, size_t count);
-  write: { parameters: ["i32", "buffer", "usize"], result: "i64" },
+  // int open(const char *path, int flags, ...); called with two arguments
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+  sendfile: { parameters: ["i32", "i32", "pointer", "usize"], result: "i64" },
+  // int fcntl(int fd, int cmd, ...); called with a struct flock * (F_OFD_SETLK / F_OFD_GETLK)
+  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
 } as const satisfies SymbolTable;
 
+/** Linux's values (the same on x86-64 and arm64). */
 const MFD_CLOEXEC = 1;
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_APPEND = 0o2000;
+const O_CLOEXEC = 0o2000000;
+/**
+ * How a taker's own description of a copy is opened. O_APPEND (which nothing here writes through) tells
+ * it from the copy's own descriptor: both have the copy's name.
+ */
+const TAKER_FLAGS = O_RDWR | O_APPEND | O_CLOEXEC;
+const F_OFD_GETLK = 36;
+const F_OFD_SETLK = 37;
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+/** `struct flock`: l_type (short) at 0, l_whence at 2, l_start at 8, l_len at 16, l_pid at 24; 32 bytes. */
+const FLOCK_BYTES = 32;
 
-let libcHandle: NativeLibrary<typeof memfdSymbols> | null | undefined;
+let libcHandle: NativeLibrary<typeof libcSymbols> | null | undefined;
 
 /** libc's few calls, opened once per thread and kept (opening and closing per use is needless work). */
-function libc(rt: FfiRuntime): NativeLibrary<typeof memfdSymbols> | null {
+function libc(rt: FfiRuntime): NativeLibrary<typeof libcSymbols> | null {
   if (libcHandle === undefined) {
     try {
-      libcHandle = rt.open("libc.so.6", memfdSymbols);
+      libcHandle = rt.open("libc.so.6", libcSymbols);
     } catch {
-      libcHandle = null; // not glibc (musl's libc has another name): the temporary folder is used
+      libcHandle = null; // not glibc (musl's libc has another name): no copies
     }
   }
   return libcHandle;
 }
+
+const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 
 /** Where the dynamic linker looks for a bare soname, as far as a script can tell (no ld.so.cache). */
 function searchFolders(libraryDirs: readonly string[]): string[] {
@@ -65,51 +93,130 @@ export function libraryFile(path: string, libraryDirs: readonly string[] = []): 
   return undefined;
 }
 
-/** Writes all of `bytes` to `fd` with libc's write; false on an error. */
-function writeAll(
-  c: { write(fd: number, buf: Uint8Array, n: bigint): bigint },
-  fd: number,
-  bytes: Uint8Array,
-) {
-  for (let at = 0; at < bytes.byteLength;) {
-    const n = Number(c.write(fd, bytes.subarray(at), BigInt(bytes.byteLength - at)));
-    if (n <= 0) return false;
-    at += n;
+/** The memory file's name for a copy of `file` (at most 249 bytes; a longer path keeps its end). */
+function memoryName(file: string): string {
+  const name = `av1-stream:${file}`;
+  return name.length > 249 ? name.slice(name.length - 249) : name;
+}
+
+/** The name to open the copy on descriptor `fd` by. */
+export function copyPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** Whether descriptor `fd` is a taker's own description (see TAKER_FLAGS), from /proc/self/fdinfo. */
+function isTakers(fd: number): boolean {
+  const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+  return flags === undefined || (parseInt(flags, 8) & O_APPEND) !== 0;
+}
+
+/** The descriptors of the process's copies of `file` (not the takers' descriptions of them). */
+function copiesOf(file: string): number[] {
+  const link = `/memfd:${memoryName(file)} (deleted)`;
+  const out: number[] = [];
+  for (const name of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) === link && !isTakers(Number(name))) out.push(Number(name));
+    } catch {
+      // Closed meanwhile (another thread's file).
+    }
   }
-  return true;
+  return out.sort((a, b) => a - b);
+}
+
+/** Locks (or, with `probe`, asks about) a write lock on a description; true if it is (or could be) had. */
+function lockDescription(c: NativeLibrary<typeof libcSymbols>, fd: number, probe = false): boolean {
+  const flock = new Uint8Array(FLOCK_BYTES);
+  new DataView(flock.buffer).setInt16(0, F_WRLCK, true); // whole file: whence 0, start 0, len 0; pid 0
+  if (c.symbols.fcntl(fd, probe ? F_OFD_GETLK : F_OFD_SETLK, flock) !== 0) return false;
+  return !probe || new DataView(flock.buffer).getInt16(0, true) === F_UNLCK;
+}
+
+/** A copy taken by {@linkcode takeCopy}. */
+export interface TakenCopy {
+  /** The copy's descriptor: open the library by `copyPath(fd)`. */
+  fd: number;
+  /** Whether this call made the copy (else it was made before and was free). */
+  made: boolean;
+  /** Gives the copy back for the next user. */
+  release(): void;
 }
 
 /**
- * Makes a private copy of the library file `file` and calls `open` with the path to pass to the
- * runtime's `dlopen` (call it as often as needed: every table opened from that path is the same new
- * image). The path is valid only during the call. Throws if no copy can be made. `via` "file" skips the
- * memory file (for tests of the other way).
+ * Takes a copy of the library file `file` that no one else holds: a free one of the process's, or a
+ * new one. Undefined where copies cannot be made (not Linux, no `memfd_create`); throws when making
+ * one fails.
  */
-export function withPrivateCopy<T>(
-  rt: FfiRuntime,
-  file: string,
-  open: (path: string) => T,
-  via: "memory" | "file" = "memory",
-): T {
-  const bytes = readFileSync(file);
+export function takeCopy(rt: FfiRuntime, file: string): TakenCopy | undefined {
   const c = libc(rt);
-  const fd = via === "memory" && c?.symbols.memfd_create
-    ? c.symbols.memfd_create(new TextEncoder().encode(`av1-stream:${basename(file)}\0`), MFD_CLOEXEC)
-    : -1;
-  if (c && fd >= 0) {
-    try {
-      if (!writeAll(c.symbols, fd, bytes)) throw new Error(`writing a copy of ${file} to memory failed`);
-      return open(`/proc/self/fd/${fd}`);
-    } finally {
-      c.symbols.close(fd);
-    }
+  if (!c?.symbols.memfd_create) return undefined;
+  const s = c.symbols;
+  /** Takes copy `fd` through a description of its own; that description's descriptor, or -1. */
+  const take = (fd: number): number => {
+    const own = s.open(cstr(copyPath(fd)), TAKER_FLAGS);
+    if (own < 0) return -1;
+    if (lockDescription(c, own)) return own;
+    s.close(own);
+    return -1;
+  };
+  const taken = (fd: number, own: number, made: boolean): TakenCopy => {
+    let open = true;
+    return {
+      fd,
+      made,
+      release: () => {
+        if (open) s.close(own); // the lock goes with the description
+        open = false;
+      },
+    };
+  };
+  for (const fd of copiesOf(file)) {
+    const own = take(fd);
+    if (own >= 0) return taken(fd, own, false);
   }
-  const dir = mkdtempSync(join(tmpdir(), "av1-stream-lib-"));
+  const fd = s.memfd_create(cstr(memoryName(file)), MFD_CLOEXEC);
+  if (fd < 0) return undefined;
   try {
-    const path = join(dir, basename(file));
-    writeFileSync(path, bytes, { mode: 0o500 });
-    return open(path);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // Take it before it is filled: a thread that finds it meanwhile finds it taken.
+    const own = take(fd);
+    if (own < 0) throw new Error("could not lock a new copy");
+    const source = s.open(cstr(file), O_RDONLY | O_CLOEXEC);
+    if (source < 0) {
+      s.close(own);
+      throw new Error(`could not open ${file} to copy it`);
+    }
+    try {
+      // The kernel copies file to file; a short count only means "go on".
+      for (;;) {
+        const n = s.sendfile(fd, source, 0n, 1n << 30n);
+        if (n === 0n) break;
+        if (n < 0n) {
+          s.close(own);
+          throw new Error(`copying ${file} to memory failed`);
+        }
+      }
+    } finally {
+      s.close(source);
+    }
+    return taken(fd, own, true);
+  } catch (e) {
+    // A copy that failed half-way must not be found by its name: its descriptor goes.
+    s.close(fd);
+    throw e;
   }
+}
+
+/** The process's copies of `file`: how many there are and how many are taken now. */
+export function copyStats(rt: FfiRuntime, file: string): { copies: number; taken: number } {
+  const c = libc(rt);
+  if (!c) return { copies: 0, taken: 0 };
+  const fds = copiesOf(file);
+  let taken = 0;
+  for (const fd of fds) {
+    const own = c.symbols.open(cstr(copyPath(fd)), TAKER_FLAGS);
+    if (own < 0) continue;
+    if (!lockDescription(c, own, true)) taken++;
+    c.symbols.close(own);
+  }
+  return { copies: fds.length, taken };
 }

@@ -67,16 +67,18 @@ export interface Packet {
   keyFrame: boolean;
 }
 
-/** Which image an encoder runs on, as an encoder's `libraryImage` reports it. */
+/** Which loaded image of its library an encoder runs on, as an encoder's `libraryImage` reports it. */
 export interface LibraryImage {
   /**
-   * `"shared"`: the process's one loaded image of the library file. `"private"`: a copy of the library
-   * of its own, because another encoder was live on the shared image when this one started.
+   * `"private"`: a copy of the library that no other live encoder runs on (every SVT-AV1 encoder, where
+   * copies can be made). `"shared"`: the process's one loaded image of the library file (rav1e, which
+   * keeps no process-wide state; SVT-AV1 where no copy could be made).
    */
   kind: "shared" | "private";
   /**
-   * False when the encoder shares its image with another live encoder: no private copy could be made
-   * (`reason` says why), and the two run as they would without copies, at the risk of the crash this avoids (docs/bun-crash.md).
+   * False for an SVT-AV1 encoder on the shared image: other SVT-AV1 encoders live beside it share its
+   * process-wide state, at the risk of the crash the copies avoid (docs/bun-crash.md); `reason` says
+   * why no copy was made.
    */
   isolated: boolean;
   /** Why no private copy was made, where none could be. */

@@ -6,18 +6,10 @@
  * encoder's `init_handle`/`enc_init` runs in another thread of the same process: "double free or
  * corruption (!prev)" and segmentation faults, in Bun and in Deno, as root and as an ordinary user
  * (bench/bun_crash.ts, docs/bun-crash.md). With the two never overlapping, the same load ran clean.
- *
- * The same buffer holds the claims on the libraries' shared images (see svt_av1_images.ts): which
- * library file an encoder of some thread is running on as the process's one loaded image.
  * @module
  */
 
 let lock: Int32Array | undefined;
-
-/** Words of the shared buffer: the lock, then the claim slots. */
-export const NATIVE_LOCK_WORDS = 64;
-/** Claims of this thread where no pool gave a buffer (a thread of its own, nothing to share with). */
-const localClaims = new Set<string>();
 
 /** Sets the lock this thread shares with the other encoder threads of its pool. */
 export function setNativeLock(buffer: SharedArrayBuffer): void {
@@ -57,33 +49,4 @@ async function waitUnblocked(l: Int32Array): Promise<void> {
     return;
   }
   await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-/** The claim slot of a library path: a hash, so two paths may share one (the second then takes a copy). */
-function claimSlot(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return 1 + ((h >>> 0) % (NATIVE_LOCK_WORDS - 1));
-}
-
-/**
- * Claims the process's shared image of the library at `key` for one encoder; false when an encoder of
- * any thread of the pool holds it. Give it back with {@linkcode releaseSharedImage} once that encoder's
- * last native call has returned.
- */
-export function claimSharedImage(key: string): boolean {
-  const l = lock;
-  if (!l || l.length < NATIVE_LOCK_WORDS) {
-    if (localClaims.has(key)) return false;
-    localClaims.add(key);
-    return true;
-  }
-  return Atomics.compareExchange(l, claimSlot(key), 0, 1) === 0;
-}
-
-/** Gives back a claim taken with {@linkcode claimSharedImage}. */
-export function releaseSharedImage(key: string): void {
-  const l = lock;
-  if (!l || l.length < NATIVE_LOCK_WORDS) localClaims.delete(key);
-  else Atomics.store(l, claimSlot(key), 0);
 }

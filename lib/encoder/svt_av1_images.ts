@@ -1,24 +1,24 @@
 /**
  * Which loaded image of SVT-AV1 an encoder runs on. SVT-AV1 keeps process-wide state: every encoder's
  * set-up fills the library's function tables again (the C version of each function first, then the
- * SIMD one), and one encoder set up while another encodes through the same tables crashed the process
- * (SIGSEGV, in Node, Bun and Deno, SVT-AV1 1.4.1 and 3.1.2: docs/bun-crash.md, bench/svt_overlap.ts).
+ * SIMD one), and an encoder set up while another encodes through the same image crashed the process
+ * now and then (SIGSEGV, in Node, Bun and Deno, SVT-AV1 1.4.1 and 3.1.2: docs/bun-crash.md).
  *
- * So no two live encoders share an image. The first encoder of a library file runs on the process's
- * shared image (what any other user of the library loads too); an encoder that starts while another is
- * live on it gets a private copy of the library (ffi/private_copy.ts), which its thread keeps for the
- * encoders it hosts after it. A pooled thread hosts one encoder at a time, so it holds at most the
- * shared image and one copy; the caller's thread (`host: "caller"`) keeps as many copies as it has had
- * encoders at once. A copy costs the library's file size in memory (6.8 MB for 1.4.1, 8 MB for 3.1.2)
- * and a few milliseconds to make, once per thread.
+ * So every SVT-AV1 encoder runs on a private copy of the library that no other live encoder holds
+ * (ffi/private_copy.ts): copies are the process's, found and taken by any thread of any pool (a Worker
+ * of the user's that creates encoders has a pool of its own), and given back when the encoder is
+ * closed, so the process makes as many as it ever had SVT-AV1 encoders live at once. Each costs the
+ * library's file size in memory (6.8 MB for 1.4.1, 8 MB for 3.1.2), once. Where no copy can be made
+ * (not Linux, Deno without read access to /proc/self/fd or with `--allow-ffi` limited to some paths)
+ * the encoder runs on the process's shared image, as every encoder did before, and says so.
  * @module
  */
-import { type OpenedSvtAv1, openSvtAv1, openSvtAv1Copy, type SvtAv1Location } from "../../ffi/load.ts";
+import { type OpenedSvtAv1, openSvtAv1, svtAv1File, type SvtAv1Location } from "../../ffi/load.ts";
+import { copyPath, takeCopy } from "../../ffi/private_copy.ts";
 import type { FfiRuntime, NativeLibrary } from "../../ffi/runtime/types.ts";
 import { svtAv1BlockingSymbols } from "../../ffi/symbols/svt_av1.ts";
 import type { LibraryImage } from "../types.ts";
 import { keptLibrary } from "./kept_libraries.ts";
-import { claimSharedImage, releaseSharedImage } from "./native_lock.ts";
 
 /** An image taken for one encoder, from its set-up to its last native call. */
 export interface TakenImage {
@@ -30,73 +30,56 @@ export interface TakenImage {
   release(): void;
 }
 
-interface Copy {
+/** This thread's tables of each image it has opened, by the path they were opened from. */
+interface Tables {
   opened: OpenedSvtAv1;
   blocking?: NativeLibrary<typeof svtAv1BlockingSymbols>;
-  busy: boolean;
+}
+const tables = new Map<string, Tables>();
+
+/** The tables of the image at `path`, opened in this thread the first time (and kept: never closed). */
+function tablesOf(rt: FfiRuntime, where: SvtAv1Location, path: string, blocking: boolean): Tables {
+  let t = tables.get(path);
+  if (!t) tables.set(path, t = { opened: openSvtAv1(rt, where, path) });
+  if (blocking && !t.blocking) t.blocking = rt.open(path, svtAv1BlockingSymbols);
+  return t;
 }
 
-/** This thread's private copies, by library path. */
-const copies = new Map<string, Copy[]>();
-/** Why a copy of a path could not be made in this thread (not tried again). */
+/** Why no copy of a located library could be made in this thread (not tried again). */
 const copyFailures = new Map<string, string>();
 
-function shared(rt: FfiRuntime, where: SvtAv1Location, blocking: boolean) {
-  const opened = keptLibrary(`svt-av1:${where.path}`, () => openSvtAv1(rt, where));
-  const table = blocking
-    ? keptLibrary(`svt-av1-blocking:${where.path}`, () => rt.open(where.path, svtAv1BlockingSymbols))
-    : undefined;
-  return { opened, blocking: table };
-}
-
 /**
- * Takes an image of the located library for one encoder: the shared one if no encoder of any thread of
- * the pool is live on it, else a private copy (a free one of this thread's, or a new one). `blocking`
- * opens Deno's nonblocking table of the same image too.
+ * Takes an image of the located library for one encoder: a private copy no one else holds, else (no
+ * copy possible) the shared image. `blocking` opens Deno's nonblocking table of the same image too.
  */
 export function takeSvtAv1Image(rt: FfiRuntime, where: SvtAv1Location, blocking: boolean): TakenImage {
   const key = where.path;
-  if (claimSharedImage(key)) {
-    let released = false;
-    return {
-      ...shared(rt, where, blocking),
-      image: { kind: "shared", isolated: true },
-      release: () => {
-        if (!released) releaseSharedImage(key);
-        released = true;
-      },
-    };
-  }
-  const list = copies.get(key) ?? [];
-  copies.set(key, list);
-  let copy = list.find((c) => !c.busy && (!blocking || c.blocking));
-  if (!copy && !copyFailures.has(key)) {
+  if (!copyFailures.has(key)) {
     try {
-      const made = openSvtAv1Copy(
-        rt,
-        where,
-        (path) => blocking ? rt.open(path, svtAv1BlockingSymbols) : undefined,
-      );
-      copy = { opened: made.opened, blocking: made.also, busy: false };
-      list.push(copy);
+      const file = svtAv1File(where);
+      if (!file) throw new Error(`the file behind ${where.path} was not found`);
+      const copy = takeCopy(rt, file);
+      if (!copy) throw new Error("this system has no memory files (memfd_create) to copy it into");
+      try {
+        const t = tablesOf(rt, where, copyPath(copy.fd), blocking);
+        return { ...t, image: { kind: "private", isolated: true }, release: copy.release };
+      } catch (e) {
+        copy.release();
+        throw e;
+      }
     } catch (e) {
-      copyFailures.set(key, e instanceof Error ? e.message : String(e));
+      copyFailures.set(key, e instanceof Error ? e.message.split("\n")[0] : String(e));
     }
   }
-  if (!copy) {
-    // No copy: run on the shared image beside the encoder that holds it, as before copies existed.
-    return {
-      ...shared(rt, where, blocking),
-      image: { kind: "shared", isolated: false, reason: copyFailures.get(key) },
-      release: () => {},
-    };
-  }
-  const taken = copy;
-  taken.busy = true;
+  // No copy: the shared image, beside any other encoder on it.
+  const opened = keptLibrary(`svt-av1:${key}`, () => openSvtAv1(rt, where));
+  const table = blocking
+    ? keptLibrary(`svt-av1-blocking:${key}`, () => rt.open(key, svtAv1BlockingSymbols))
+    : undefined;
   return {
-    opened: taken.opened,
-    blocking: taken.blocking,
-    image: { kind: "private", isolated: true },
-    release: () => void (taken.busy = false),
+    opened,
+    blocking: table,
+    image: { kind: "shared", isolated: false, reason: `no private copy: ${copyFailures.get(key)}` },
+    release: () => {},
   };
 }

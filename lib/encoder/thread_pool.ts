@@ -12,7 +12,6 @@
  */
 import { ffiRuntime, loadedRuntime, type NativeThread, startThread } from "../../ffi/runtime/mod.ts";
 import { EncoderError } from "../errors.ts";
-import { NATIVE_LOCK_WORDS } from "./native_lock.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 /** How the encoder threads are sized and watched. Set with {@linkcode configureEncoderThreads}. */
@@ -78,11 +77,8 @@ const MEMORY_RELEASE_INTERVAL_MS = 1000;
 /** …and once no encoder has been freed for this long. */
 const QUIET_MEMORY_RELEASE_MS = 200;
 
-/**
- * The lock SVT-AV1's set-up and tear-down share across this pool's threads, and the claims on the
- * libraries' shared images (see native_lock.ts).
- */
-const nativeLock = new SharedArrayBuffer(4 * NATIVE_LOCK_WORDS);
+/** The lock SVT-AV1's set-up and tear-down share across this pool's threads (see native_lock.ts). */
+const nativeLock = new SharedArrayBuffer(4);
 
 class PooledThread {
   readonly thread: NativeThread;

@@ -185,9 +185,9 @@ export abstract class WorkerEncoder implements Encoder {
 
   /**
    * Which loaded image of the library the encoder runs on. SVT-AV1 keeps process-wide state that one
-   * encoder's set-up overwrites while another encodes, so an SVT-AV1 encoder created while another is
-   * live runs on a private copy of the library (`kind: "private"`); `isolated` is false, with the
-   * `reason`, where no copy could be made. rav1e encoders always share the one image.
+   * encoder's set-up overwrites while another encodes, so each SVT-AV1 encoder runs on a private copy of
+   * the library that no other live encoder holds (`kind: "private"`); `isolated` is false, with the
+   * `reason`, where no copy could be made. rav1e encoders share the one image.
    */
   get libraryImage(): Readonly<LibraryImage> {
     return this.#libraryImage;
