@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { ffiRuntime } from "../ffi/runtime/mod.ts";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import {
@@ -207,6 +208,34 @@ test("a thread that released the native heap's free memory after an encoder host
     } finally {
       configureEncoderThreads(defaults);
     }
+  }
+});
+
+test("a thread that never hosted an encoder releases memory and then hosts one", async () => {
+  // The quiet-moment release may go to a thread that was leased and given back without an encoder: it
+  // has not loaded the runtime yet. Its release once failed the thread, which then ignored the next
+  // encoder's set-up until the stall deadline.
+  await ffiRuntime();
+  configureEncoderThreads({ ...defaults, threads: 1, stallTimeoutMs: 20_000 });
+  try {
+    encoderThreads.endIdle();
+    const before = encoderThreadStats();
+    const lease = await encoderThreads.acquire();
+    assert.equal(encoderThreadStats().started - before.started, 1, "a new thread");
+    const answers: string[] = [];
+    await new Promise<void>((resolve) => {
+      lease.onmessage = (m) => {
+        answers.push(m.t);
+        if (m.t === "closed") setTimeout(resolve, 200);
+      };
+      lease.post({ t: "close", releaseMemory: true });
+    });
+    assert.deepEqual(answers, ["closed"], "the release after the close answered nothing more");
+    lease.release();
+    assert.equal(await encodeSmall("svt-av1"), 3);
+    assert.equal(encoderThreadStats().lost - before.lost, 0);
+  } finally {
+    configureEncoderThreads(defaults);
   }
 });
 

@@ -5,7 +5,7 @@
  * caller's thread.
  * @module
  */
-import { ffiRuntime, loadedRuntime } from "../../ffi/runtime/mod.ts";
+import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import { libc } from "./realtime_threads.ts";
 import { serveEncoders } from "./worker_serve.ts";
 
@@ -43,11 +43,12 @@ serveEncoders(
   },
   {
     block: async (ms) => void libc(await ffiRuntime())?.symbols.usleep(Math.min(ms, 3_600_000) * 1000),
-    releaseMemory: () => {
+    releaseMemory: async () => {
       // Garbage first: what it frees goes back to the native heap, which malloc_trim then hands back (off
-      // glibc, musl, there is no malloc_trim: nothing more to do).
+      // glibc, musl, there is no malloc_trim: nothing more to do). A thread that never hosted an encoder
+      // has not loaded the runtime yet (the quiet-moment release may come to one).
       collect?.();
-      libc(loadedRuntime())?.symbols.malloc_trim?.(0);
+      libc(await ffiRuntime())?.symbols.malloc_trim?.(0);
     },
   },
 );

@@ -41,7 +41,7 @@ export interface ThreadServices {
   /** Blocks in a native call for `ms` (tests of the pool's stall detection). */
   block?: BlockingCall;
   /** Returns the native heap's free pages to the system (glibc's `malloc_trim`). */
-  releaseMemory?: () => void;
+  releaseMemory?: () => void | Promise<void>;
 }
 
 /**
@@ -117,6 +117,19 @@ export function serveEncoders(
     })();
   };
 
+  /**
+   * Releases free native memory, best effort: it belongs to no encoder, so a failure must not fail the
+   * thread (a failed thread ignores everything up to its next close, and the next encoder's set-up then
+   * went unanswered until its stall deadline).
+   */
+  async function releaseMemory(): Promise<void> {
+    try {
+      await services.releaseMemory?.();
+    } catch {
+      // Nothing was released; the next release tries again.
+    }
+  }
+
   async function handle(msg: ToWorker, release?: () => void): Promise<void> {
     if (failed && msg.t !== "close") return;
     switch (msg.t) {
@@ -185,11 +198,11 @@ export function serveEncoders(
           scope.postMessage({ t: "closed" });
         }
         // After the answer: the caller need not wait for it, and the next message waits its turn anyway.
-        if (msg.releaseMemory) services.releaseMemory?.();
+        if (msg.releaseMemory) await releaseMemory();
         return;
       }
       case "release-memory": {
-        services.releaseMemory?.();
+        await releaseMemory();
         return;
       }
       case "block": {
