@@ -17,15 +17,21 @@
  * Usage: deno run -A bench/http_load.ts [--targets ours-deno,ours-bun,ffmpeg-deno,ffmpeg-bun]
  *          [--concurrency 4] [--requests 2000] [--block 100] [--frames 20] [--size 160x120]
  *          [--query preset=13&format=webm] [--max-concurrent N] [--release-memory on|off] [--no-write]
+ *          [--memory-probe DIR]
  *        bun bench/http_load.ts ...
  * With several targets the "## HTTP service" section of bench/results.md is rewritten (other sections are
  * kept). With one target (default: ours in this runtime) the figures are printed only.
  * `--release-memory` runs our service through bench/service_child.ts with the encoder threads'
  * `releaseMemory` on or off (without it: examples/http_service.ts as it is, with the library's default).
+ * `--memory-probe DIR` (ours only, through bench/service_child.ts) has the service write where its memory
+ * is (bench/memory_probe.ts: smaps by kind of mapping, glibc's and Bun's heaps) to DIR at each RSS sample,
+ * as `<target>-<requests>.json`, after 200 requests and every turn after that (each turn then ends at
+ * rest); compare two with `deno run -A bench/memory_probe.ts A.json B.json`, or list them with
+ * `--series`.
  * @module
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
@@ -49,7 +55,9 @@ const query = option("query", "preset=13&format=webm");
 // An encode holds its slot until its encoder has closed, just after the client has the last byte: leave
 // room for clients that ask again at once.
 const maxConcurrent = Number(option("max-concurrent", String(concurrency * 2)));
-const releaseMemory = option("release-memory", "");
+const memoryProbe = option("memory-probe", "");
+if (memoryProbe) mkdirSync(memoryProbe, { recursive: true });
+const releaseMemory = option("release-memory", memoryProbe ? "on" : "");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const KNOWN = ["ours-deno", "ours-bun", "ffmpeg-deno", "ffmpeg-bun"];
@@ -103,6 +111,8 @@ interface Target {
   at200?: Stats;
   end?: Stats;
   samePackets?: boolean;
+  /** Memory snapshots asked for (`--memory-probe`). */
+  probes?: number;
 }
 
 async function startTarget(name: string): Promise<Target> {
@@ -123,6 +133,7 @@ async function startTarget(name: string): Promise<Target> {
       MAX_CONCURRENT: String(maxConcurrent),
       SVT_LOG: "1",
       RELEASE_MEMORY: releaseMemory === "off" ? "0" : "1",
+      ...(memoryProbe && kind === "ours" ? { MEMORY_PROBE_DIR: `${memoryProbe}/${port}` } : {}),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -234,9 +245,12 @@ async function runBlock(t: Target, count: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, client));
   t.seconds += (performance.now() - t0) / 1000;
   t.cpuTicks += cpuTicks(t) - cpu0;
-  if (t.at200 === undefined && t.done >= 200) t.at200 = await settled(t);
+  const first = t.at200 === undefined && t.done >= 200;
+  if (first) t.at200 = await settled(t);
   // Sampled as the target's last turn ends, before it idles through the others' turns.
   if (t.done >= requests) t.end = await settled(t);
+  // With --memory-probe every turn after that ends with a snapshot too.
+  else if (memoryProbe && !first && t.done > 200) await settled(t);
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
 }
 
@@ -251,7 +265,21 @@ async function settled(t: Target): Promise<Stats> {
     await sleep(20);
   }
   await sleep(500);
-  return await stats(t);
+  const s = await stats(t);
+  if (memoryProbe && t.name.startsWith("ours")) await probe(t);
+  return s;
+}
+
+/** The service's memory snapshot (bench/memory_probe.ts), saved as `<target>-<requests>.json`. */
+async function probe(t: Target): Promise<void> {
+  const dir = `${memoryProbe}/${new URL(t.base).port}`;
+  mkdirSync(dir, { recursive: true });
+  t.probes = (t.probes ?? 0) + 1;
+  const file = `${dir}/probe-${t.probes}.json`;
+  t.child.kill("SIGUSR2");
+  for (let i = 0; i < 200 && !existsSync(file); i++) await sleep(25);
+  if (existsSync(file)) renameSync(file, `${memoryProbe}/${t.name}-${t.done}.json`);
+  else console.error(`${t.name}: no memory snapshot after 5 s`);
 }
 
 const targets: Target[] = [];
