@@ -13,12 +13,10 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { ffiRuntime } from "../ffi/runtime/mod.ts";
-import { libcSymbols } from "../ffi/symbols/libc.ts";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import {
@@ -28,6 +26,7 @@ import {
 } from "../lib/encoder/thread_pool.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import type { Encoder } from "../lib/types.ts";
+import { libcForProbe, mallocInfo as probeMallocInfo } from "./memory_probe.ts";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -61,36 +60,8 @@ interface Sample {
   rssTrimmed?: number;
 }
 
-const libc = await (async () => {
-  try {
-    return (await ffiRuntime()).open("libc.so.6", libcSymbols);
-  } catch {
-    return undefined;
-  }
-})();
-const cString = (s: string) => new TextEncoder().encode(s + "\0");
-
-/** glibc's heap state from malloc_info (undefined off glibc). */
-function mallocInfo(): Sample["malloc"] {
-  if (!libc?.symbols.malloc_info) return undefined;
-  const path = `/tmp/av1-stream-malloc-${process.pid}.xml`;
-  const file = libc.symbols.fopen(cString(path), cString("w"));
-  if (file === 0n) return undefined;
-  libc.symbols.malloc_info(0, file);
-  libc.symbols.fclose(file);
-  const xml = readFileSync(path, "utf8");
-  rmSync(path, { force: true });
-  // The totals follow the last </heap>.
-  const tail = xml.slice(xml.lastIndexOf("</heap>"));
-  const size = (re: RegExp) => Number(re.exec(tail)?.[1] ?? 0);
-  return {
-    arenas: (xml.match(/<heap nr=/g) ?? []).length,
-    system: size(/<system type="current" size="(\d+)"/),
-    free: size(/<total type="fast" count="\d+" size="(\d+)"/)
-      + size(/<total type="rest" count="\d+" size="(\d+)"/),
-    mmapped: size(/<total type="mmap" count="\d+" size="(\d+)"/),
-  };
-}
+const libc = await libcForProbe();
+const mallocInfo = (): Sample["malloc"] => probeMallocInfo(libc);
 
 /** What a child reports. */
 interface ChildResult {
