@@ -20,20 +20,8 @@
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { join } from "node:path";
-import type { FfiRuntime, NativeLibrary, SymbolTable } from "./runtime/types.ts";
-
-const libcSymbols = {
-  // int memfd_create(const char *name, unsigned int flags); glibc 2.27 and later, musl 1.1.20
-  memfd_create: { parameters: ["buffer", "u32"], result: "i32", optional: true },
-  // int open(const char *path, int flags, ...); called with two arguments
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
-  sendfile: { parameters: ["i32", "i32", "pointer", "usize"], result: "i64" },
-  // int fcntl(int fd, int cmd, ...); called with a struct flock * (F_OFD_SETLK / F_OFD_GETLK)
-  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  // int close(int fd);
-  close: { parameters: ["i32"], result: "i32" },
-} as const satisfies SymbolTable;
+import { type Libc, libc } from "./libc.ts";
+import type { FfiRuntime } from "./runtime/types.ts";
 
 /** Linux's values (the same on x86-64 and arm64). */
 const MFD_CLOEXEC = 1;
@@ -52,20 +40,6 @@ const F_WRLCK = 1;
 const F_UNLCK = 2;
 /** `struct flock`: l_type (short) at 0, l_whence at 2, l_start at 8, l_len at 16, l_pid at 24; 32 bytes. */
 const FLOCK_BYTES = 32;
-
-let libcHandle: NativeLibrary<typeof libcSymbols> | null | undefined;
-
-/** libc's few calls, opened once per thread and kept (opening and closing per use is needless work). */
-function libc(rt: FfiRuntime): NativeLibrary<typeof libcSymbols> | null {
-  if (libcHandle === undefined) {
-    try {
-      libcHandle = rt.open("libc.so.6", libcSymbols);
-    } catch {
-      libcHandle = null; // not glibc (musl's libc has another name): no copies
-    }
-  }
-  return libcHandle;
-}
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 
@@ -125,11 +99,16 @@ function copiesOf(file: string): number[] {
 }
 
 /** Locks (or, with `probe`, asks about) a write lock on a description; true if it is (or could be) had. */
-function lockDescription(c: NativeLibrary<typeof libcSymbols>, fd: number, probe = false): boolean {
+function lockDescription(c: Libc, fd: number, probe = false): boolean {
   const flock = new Uint8Array(FLOCK_BYTES);
   new DataView(flock.buffer).setInt16(0, F_WRLCK, true); // whole file: whence 0, start 0, len 0; pid 0
   if (c.symbols.fcntl(fd, probe ? F_OFD_GETLK : F_OFD_SETLK, flock) !== 0) return false;
   return !probe || new DataView(flock.buffer).getInt16(0, true) === F_UNLCK;
+}
+
+/** Opens a description of copy `fd` of the caller's own (see TAKER_FLAGS); its descriptor, or -1. */
+function openDescription(c: Libc, fd: number): number {
+  return c.symbols.open(cstr(copyPath(fd)), TAKER_FLAGS);
 }
 
 /** A copy taken by {@linkcode takeCopy}. */
@@ -153,7 +132,7 @@ export function takeCopy(rt: FfiRuntime, file: string): TakenCopy | undefined {
   const s = c.symbols;
   /** Takes copy `fd` through a description of its own; that description's descriptor, or -1. */
   const take = (fd: number): number => {
-    const own = s.open(cstr(copyPath(fd)), TAKER_FLAGS);
+    const own = openDescription(c, fd);
     if (own < 0) return -1;
     if (lockDescription(c, own)) return own;
     s.close(own);
@@ -213,7 +192,7 @@ export function copyStats(rt: FfiRuntime, file: string): { copies: number; taken
   const fds = copiesOf(file);
   let taken = 0;
   for (const fd of fds) {
-    const own = c.symbols.open(cstr(copyPath(fd)), TAKER_FLAGS);
+    const own = openDescription(c, fd);
     if (own < 0) continue;
     if (!lockDescription(c, own, true)) taken++;
     c.symbols.close(own);

@@ -1,6 +1,7 @@
 /**
- * The few libc calls used to take SVT-AV1's threads out of real-time scheduling when running as root, and
- * glibc's malloc controls used to keep the encoder threads' native heap from holding freed memory.
+ * The few libc calls the module makes: taking SVT-AV1's threads out of real-time scheduling when running
+ * as root, glibc's malloc controls that keep the encoder threads' native heap from holding freed memory,
+ * and the file calls that make and take private copies of a library (ffi/private_copy.ts).
  * @module
  */
 import type { SymbolTable } from "../runtime/types.ts";
@@ -30,6 +31,16 @@ export const libcSymbols = {
   fopen: { parameters: ["buffer", "buffer"], result: "pointer" },
   // int fclose(FILE *stream);
   fclose: { parameters: ["pointer"], result: "i32" },
+  // int memfd_create(const char *name, unsigned int flags); glibc 2.27 and later, musl 1.1.20
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32", optional: true },
+  // int open(const char *path, int flags, ...); called with two arguments
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+  sendfile: { parameters: ["i32", "i32", "pointer", "usize"], result: "i64" },
+  // int fcntl(int fd, int cmd, ...); called with a struct flock * (F_OFD_SETLK / F_OFD_GETLK)
+  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
 } as const satisfies SymbolTable;
 
 /** `mallopt` parameters (glibc's malloc.h). */

@@ -6,10 +6,10 @@
  * shared ring and no copy of a frame: the library reads each frame from the caller's buffer.
  * @module
  */
+import { libc } from "../../ffi/libc.ts";
 import { loadedRuntime } from "../../ffi/runtime/mod.ts";
 import type { NativeThread } from "../../ffi/runtime/types.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { libc } from "./realtime_threads.ts";
 import { serveEncoders, type WorkerScope } from "./worker_serve.ts";
 
 /** Stands in for a pooled thread; messages each way are delivered as microtasks, in order. */

@@ -5,8 +5,8 @@
  * caller's thread.
  * @module
  */
+import { libc } from "../../ffi/libc.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
-import { libc } from "./realtime_threads.ts";
 import { serveEncoders } from "./worker_serve.ts";
 
 // Each backend's module loads when its first encoder comes: SVT-AV1's (the default) starts loading with

@@ -10,26 +10,9 @@
  * @module
  */
 import { readdirSync } from "node:fs";
-import type { NativeLibrary } from "../../ffi/runtime/types.ts";
+import { libc } from "../../ffi/libc.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
-import { libcSymbols, PRIO_PROCESS, SchedPolicy, SYS_SETRESUID } from "../../ffi/symbols/libc.ts";
-
-let libcHandle: NativeLibrary<typeof libcSymbols> | null | undefined;
-
-/**
- * libc, opened once per thread and kept: opening and closing libraries for every encoder is needless
- * work, and Bun's FFI has crashed (double free) with workers that did it concurrently.
- */
-export function libc(rt: FfiRuntime): NativeLibrary<typeof libcSymbols> | null {
-  if (libcHandle === undefined) {
-    try {
-      libcHandle = rt.open("libc.so.6", libcSymbols);
-    } catch {
-      libcHandle = null;
-    }
-  }
-  return libcHandle;
-}
+import { PRIO_PROCESS, SchedPolicy, SYS_SETRESUID } from "../../ffi/symbols/libc.ts";
 
 /**
  * Runs `fn` with this thread's effective user id set to nobody (65534) when it is root, then back to root.

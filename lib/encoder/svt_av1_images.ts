@@ -45,6 +45,9 @@ function tablesOf(rt: FfiRuntime, where: SvtAv1Location, path: string, blocking:
   return t;
 }
 
+/** The file behind each located library's path, looked up once per thread (a path search and realpath). */
+const files = new Map<string, string | undefined>();
+
 /** Why no copy of a located library could be made in this thread (not tried again). */
 const copyFailures = new Map<string, string>();
 
@@ -56,7 +59,8 @@ export function takeSvtAv1Image(rt: FfiRuntime, where: SvtAv1Location, blocking:
   const key = where.path;
   if (!copyFailures.has(key)) {
     try {
-      const file = svtAv1File(where);
+      if (!files.has(key)) files.set(key, svtAv1File(where));
+      const file = files.get(key);
       if (!file) throw new Error(`the file behind ${where.path} was not found`);
       const copy = takeCopy(rt, file);
       if (!copy) throw new Error("this system has no memory files (memfd_create) to copy it into");

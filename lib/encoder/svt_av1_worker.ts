@@ -6,6 +6,7 @@
  * send a picture, then collect ready packets without blocking.
  * @module
  */
+import { libc } from "../../ffi/libc.ts";
 import type { OpenedSvtAv1, SvtAv1Location } from "../../ffi/load.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
@@ -13,7 +14,7 @@ import { SvtBufferFlag, SvtColorFormat, SvtPictureType, SvtStatus } from "../../
 import { EncoderError } from "../errors.ts";
 import { withNativeLock } from "./native_lock.ts";
 import type { WorkerBackend, WorkerPacket } from "./protocol.ts";
-import { asNonRoot, demoteRealtimeThreads, libc, threadIds } from "./realtime_threads.ts";
+import { asNonRoot, demoteRealtimeThreads, threadIds } from "./realtime_threads.ts";
 import { type TakenImage, takeSvtAv1Image } from "./svt_av1_images.ts";
 
 /** What the caller's side sends to set the encoder up. */
