@@ -5,7 +5,12 @@ import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { EncoderError } from "../lib/errors.ts";
 import { testSource } from "../lib/io/testsrc.ts";
-import { assertRefusesAfterFlushAndClose, encodeAll, rejectsWith } from "./_helpers/encode.ts";
+import {
+  assertHeldBackWithoutConsumer,
+  assertRefusesAfterFlushAndClose,
+  encodeAll,
+  rejectsWith,
+} from "./_helpers/encode.ts";
 
 const fast = { speed: 10, lowLatency: true, rdoLookahead: 1 } as const;
 
@@ -73,26 +78,9 @@ test("Rav1eEncoder encodes 10-bit and 12-bit, 4:2:2, 4:4:4 and monochrome input"
 test("Rav1eEncoder holds encode() back while nobody reads packets, then finishes", async () => {
   const src = testSource({ width: 128, height: 96, frames: 60 });
   const enc = await Rav1eEncoder.create({ ...src.info, ...fast, maxQueuedPackets: 2 });
-  let accepted = 0;
-  let pumpDone = false;
-  const pump = (async () => {
-    for await (const f of src.frames()) {
-      await enc.encode(f);
-      accepted++;
-    }
-    await enc.flush();
-    pumpDone = true;
-  })();
   // Without a consumer only the packet queue plus rav1e's few frames of latency get through, however
   // long we wait; a slow machine only lets fewer through.
-  await new Promise((r) => setTimeout(r, 1000));
-  assert.equal(pumpDone, false);
-  assert.ok(accepted <= 12, `accepted ${accepted} frames without a consumer`);
-  let n = 0;
-  for await (const _ of enc.packets()) n++;
-  await pump;
-  assert.equal(n, 60);
-  await enc.close();
+  await assertHeldBackWithoutConsumer(enc, src, { waitMs: 1000, maxAccepted: 12 });
 });
 
 test("Rav1eEncoder refuses encode after flush and after close; close is idempotent", async () => {

@@ -5,6 +5,7 @@ import { findSequenceHeader, isKeyFramePacket } from "../lib/av1/obu.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { testSource } from "../lib/io/testsrc.ts";
 import {
+  assertHeldBackWithoutConsumer,
   assertRefusesAfterFlushAndClose,
   dav1dFrameCount,
   encodeAll,
@@ -74,25 +75,8 @@ test("SvtAv1Encoder encodes 10-bit input", async () => {
 test("SvtAv1Encoder holds encode() back while nobody reads packets, then finishes", async () => {
   const src = testSource({ width: 160, height: 120, frames: 150 });
   const enc = await SvtAv1Encoder.create({ ...src.info, preset: 13, crf: 50, maxQueuedPackets: 2 });
-  let accepted = 0;
-  let pumpDone = false;
-  const pump = (async () => {
-    for await (const f of src.frames()) {
-      await enc.encode(f);
-      accepted++;
-    }
-    await enc.flush();
-    pumpDone = true;
-  })();
   // Without a consumer the pump cannot finish: at most the queue plus the encoder's pipeline get through.
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal(pumpDone, false);
-  assert.ok(accepted < 150, `accepted ${accepted} frames without a consumer`);
-  let n = 0;
-  for await (const _ of enc.packets()) n++;
-  await pump;
-  assert.equal(n, 150);
-  await enc.close();
+  await assertHeldBackWithoutConsumer(enc, src, { waitMs: 1500, maxAccepted: 149 });
 });
 
 test("SvtAv1Encoder rejects bad configurations before native code runs", async () => {

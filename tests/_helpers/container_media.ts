@@ -4,6 +4,8 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { findSequenceHeader, parseSequenceHeader } from "../../lib/av1/mod.ts";
 import { loadMediabunny } from "../../lib/container/mediabunny.ts";
 import { SvtAv1Encoder } from "../../lib/encoder/svt_av1.ts";
 import type { ByteSink } from "../../lib/io/sink.ts";
@@ -192,6 +194,33 @@ export function ffprobe(path: string): { stream: Record<string, string>; format:
   if (r.code !== 0) throw new Error(`ffprobe failed: ${r.stderr}`);
   const json = JSON.parse(r.stdout);
   return { stream: json.streams[0], format: json.format };
+}
+
+/**
+ * Checks what ffprobe says of a file holding {@linkcode clip}'s packets: AV1 Main at the level its
+ * sequence header names, 160x120 at 30/1, 30 frames decoded, one second long; and what ffmpeg decodes.
+ * `nb_frames` (the container's own count) is checked where the container has one.
+ */
+export function assertClipProbe(
+  path: string,
+  packets: Packet[],
+  options: { containerFrameCount?: boolean } = {},
+) {
+  const { stream, format } = ffprobe(path);
+  assert.equal(stream.codec_name, "av1");
+  assert.equal(stream.profile, "Main");
+  assert.equal(
+    Number(stream.level),
+    parseSequenceHeader(findSequenceHeader(packets[0].data)!).operatingPoints[0].seqLevelIdx,
+  );
+  assert.equal(stream.width, 160);
+  assert.equal(stream.height, 120);
+  assert.equal(stream.r_frame_rate, "30/1");
+  if (options.containerFrameCount) assert.equal(Number(stream.nb_frames), 30);
+  assert.equal(Number(stream.nb_read_frames), 30);
+  assert.equal(Number(format.duration), 1);
+  assert.equal(ffmpegDecodedFrames(path), 30);
+  return { stream, format };
 }
 
 /** Frames ffmpeg decodes from a file (one framecrc line each), or -1 when it fails. */

@@ -151,6 +151,36 @@ export async function assertRefusesAfterFlushAndClose(enc: Encoder, src: TestSou
   await rejectsWith(enc.flush(), "CLOSED", /closed/);
 }
 
+/**
+ * Checks that `enc` (created with a small `maxQueuedPackets`) holds `encode()` back while nobody reads
+ * its packets: after `waitMs` the pump of `src`'s frames has not finished and at most `maxAccepted`
+ * frames got in; then a consumer takes every packet (one per frame) and the pump finishes.
+ */
+export async function assertHeldBackWithoutConsumer(
+  enc: Encoder,
+  src: TestSource,
+  { waitMs, maxAccepted }: { waitMs: number; maxAccepted: number },
+): Promise<void> {
+  let accepted = 0;
+  let pumpDone = false;
+  const pump = (async () => {
+    for await (const f of src.frames()) {
+      await enc.encode(f);
+      accepted++;
+    }
+    await enc.flush();
+    pumpDone = true;
+  })();
+  await new Promise((r) => setTimeout(r, waitMs));
+  assert.equal(pumpDone, false);
+  assert.ok(accepted <= maxAccepted, `accepted ${accepted} frames without a consumer`);
+  let n = 0;
+  for await (const _ of enc.packets()) n++;
+  await pump;
+  assert.equal(n, src.info.frameCount);
+  await enc.close();
+}
+
 /** Writes the test source as a Y4M file, `${prefix}WxH-bitDepth.y4m` in the temporary folder; returns its path. */
 export async function y4mTestFile(
   prefix: string,
