@@ -9,20 +9,24 @@
  * ```
  * @module
  */
-import process from "node:process";
+import { system } from "./ffi/runtime/system.ts";
 
 /**
  * Node 20 has no import.meta.main: there the entry is the script named on the command line, which for an
  * npm bin is a symlink (node_modules/.bin/av1-stream) to this file.
  */
 async function nodeEntry(): Promise<boolean> {
-  const [{ realpathSync }, { fileURLToPath }] = await Promise.all([import("node:fs"), import("node:url")]);
+  const [{ realpathSync }, { fileURLToPath }, { default: process }] = await Promise.all([
+    import("node:fs"),
+    import("node:url"),
+    import("node:process"),
+  ]);
   return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 }
 
 const isEntry = import.meta.main ?? await nodeEntry();
 if (isEntry) {
-  const argv = process.argv.slice(2);
+  const argv = system.args();
   // The encoder thread starts loading while the rest of the command line loads here: they overlap, and a
   // one-frame encode ends 15-30 ms sooner (bench/results.md, "Start-up"). Not for commands that encode
   // nothing.
@@ -39,23 +43,22 @@ if (isEntry) {
   ]);
   try {
     const code = await main(argv);
-    process.exitCode = code;
+    system.setExitCode(code);
     if (code === 130 || code === 143) {
       // After SIGINT or SIGTERM the output is finished and the encoder closed; a read of stdin still
       // waiting on a producer that stopped writing would hold the process (Deno cannot cancel that read),
       // so it ends shortly if nothing else does first. Unref'd: it never keeps the process alive itself.
-      const { setTimeout: nodeSetTimeout } = await import("node:timers");
-      nodeSetTimeout(() => process.exit(code), 500).unref();
+      system.unrefTimer(setTimeout(() => system.exit(code), 500));
     }
   } catch (e) {
     // A reader of stdout that went away (`| head -c 100`), wherever it was noticed: no message (main()
     // answers 141 itself for an encode; this covers the rest, such as --chunked).
     if (isBrokenPipe(e)) {
-      process.exitCode = 141;
+      system.setExitCode(141);
     } else {
       const msg = e instanceof EncoderError ? e.message : (e as Error)?.stack ?? String(e);
-      process.stderr.write(`av1-stream: ${msg}\n`);
-      process.exitCode = 1;
+      system.writeStderr(`av1-stream: ${msg}\n`);
+      system.setExitCode(1);
     }
   }
 }

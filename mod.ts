@@ -63,8 +63,9 @@ export {
 } from "./lib/encoder/thread_pool.ts";
 export { type HostOptions, type HostSetup, WorkerEncoder } from "./lib/encoder/worker_encoder.ts";
 export { EncoderError, type EncoderErrorCode, type EncoderErrorOptions } from "./lib/errors.ts";
-export { fileReadable, fileSize, stdinReadable, stdoutWritable } from "./lib/io/file_stream.ts";
+export { fileReadable, fileSize } from "./lib/io/file_stream.ts";
 export * from "./lib/io/mod.ts";
+export { stdinReadable, stdoutWritable } from "./lib/io/std_stream.ts";
 export * from "./lib/stream/mod.ts";
 export {
   chromaPlaneSize,

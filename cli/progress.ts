@@ -2,7 +2,7 @@
  * The progress line on stderr: frames, speed, bitrate, ETA, and the link state of a live peer.
  * @module
  */
-import process from "node:process";
+import { system } from "../ffi/runtime/system.ts";
 import type { Packet } from "../lib/types.ts";
 import type { LibraryInUse } from "./version.ts";
 
@@ -24,7 +24,7 @@ export class Progress {
 
   constructor(quiet: boolean, total: number | undefined, fps: number) {
     this.#quiet = quiet;
-    this.#tty = Boolean(process.stderr.isTTY);
+    this.#tty = system.stderrIsTerminal();
     this.#total = total;
     this.#fps = fps;
   }
@@ -63,8 +63,8 @@ export class Progress {
     const now = performance.now();
     if (!force && now - this.#last < (this.#tty ? 100 : 2000)) return;
     this.#last = now;
-    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}`);
-    else process.stderr.write(this.line() + "\n");
+    if (this.#tty) system.writeStderr(`\r\x1b[K${this.line()}`);
+    else system.writeStderr(this.line() + "\n");
   }
 
   done() {
@@ -72,8 +72,8 @@ export class Progress {
     const lib = this.library
       ? ` with ${this.library.name} ${this.library.version} (${this.library.path})`
       : "";
-    if (this.#tty) process.stderr.write(`\r\x1b[K${this.line()}${lib}\n`);
-    else process.stderr.write(this.line() + lib + "\n");
+    if (this.#tty) system.writeStderr(`\r\x1b[K${this.line()}${lib}\n`);
+    else system.writeStderr(this.line() + lib + "\n");
   }
 }
 

@@ -3,8 +3,8 @@
  * peer) and move frames through with backpressure; `probe` reads back what a run wrote.
  * @module
  */
-import process from "node:process";
 import { parseArgs } from "node:util";
+import { system } from "../ffi/runtime/system.ts";
 import type { ContainerWriter } from "../lib/container/writer.ts";
 import type { Rav1eConfig, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import type { SvtAv1Config, SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
@@ -28,11 +28,13 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
     const { isTestSourceSpec, parseTestSourceSpec, testSource } = await import("../lib/io/testsrc.ts");
     if (isTestSourceSpec(input)) return testSource(parseTestSourceSpec(input));
   }
-  const [{ fileReadable, fileSize, stdinReadable }, { Y4mReader }] = await Promise.all([
+  const [{ fileReadable, fileSize }, { Y4mReader }] = await Promise.all([
     import("../lib/io/file_stream.ts"),
     import("../lib/io/y4m.ts"),
   ]);
-  const readable = input === "-" ? stdinReadable() : await fileReadable(input);
+  const readable = input === "-"
+    ? (await import("../lib/io/std_stream.ts")).stdinReadable()
+    : await fileReadable(input);
   const reader = await Y4mReader.open(readable);
   const info: VideoInfo = { ...reader.info };
   if (input !== "-") {
@@ -46,7 +48,7 @@ async function openInput(input: string, frameSize: (info: VideoInfo) => number):
 async function openOutput(opts: Options, info: VideoInfo, encoder: Encoder): Promise<ContainerWriter> {
   const { openContainerWriter } = await import("../lib/container/open.ts");
   const target = opts.output === "-"
-    ? (await import("../lib/io/file_stream.ts")).stdoutWritable()
+    ? (await import("../lib/io/std_stream.ts")).stdoutWritable()
     : await (await import("../lib/io/sink.ts")).fileSink(opts.output);
   return openContainerWriter(opts.outputFormat, target, info, { sequenceHeader: encoder.sequenceHeader() });
 }
@@ -62,16 +64,16 @@ async function probe(argv: string[]): Promise<number> {
       options: { json: { type: "boolean" } },
     });
   } catch (e) {
-    process.stderr.write(`av1-stream: ${(e as Error).message}\n\n${USAGE}`);
+    system.writeStderr(`av1-stream: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
   if (parsed.positionals.length !== 1) {
-    process.stderr.write(`av1-stream: probe takes one file\n\n${USAGE}`);
+    system.writeStderr(`av1-stream: probe takes one file\n\n${USAGE}`);
     return 2;
   }
   const { formatProbe, probeFile } = await import("../lib/container/probe.ts");
   const result = await probeFile(parsed.positionals[0]);
-  process.stdout.write(
+  system.writeStdout(
     parsed.values.json ? JSON.stringify(result, null, 2) + "\n" : formatProbe(result) + "\n",
   );
   return 0;
@@ -82,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "probe") return await probe(argv.slice(1));
   if (argv[0] === "--version" || argv[0] === "-V") {
     const { versionText } = await import("./version.ts");
-    process.stdout.write(await versionText());
+    system.writeStdout(await versionText());
     return 0;
   }
   let opts: Options | "help";
@@ -90,13 +92,13 @@ export async function main(argv: string[]): Promise<number> {
     opts = parseCli(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`av1-stream: ${e.message}\n\n${USAGE}`);
+      system.writeStderr(`av1-stream: ${e.message}\n\n${USAGE}`);
       return 2;
     }
     throw e;
   }
   if (opts === "help") {
-    process.stdout.write(USAGE);
+    system.writeStdout(USAGE);
     return 0;
   }
   if (opts.chunked) {
@@ -148,7 +150,9 @@ export async function main(argv: string[]): Promise<number> {
         interrupted: stop.interrupted,
         ...(stop.signal ? { signal: stop.signal } : {}),
       };
-      (opts.output === "-" ? process.stderr : process.stdout).write(JSON.stringify(summary) + "\n");
+      const line = JSON.stringify(summary) + "\n";
+      if (opts.output === "-") system.writeStderr(line);
+      else system.writeStdout(line);
     }
     return stop.exitCode ?? 0;
   } catch (e) {
@@ -188,8 +192,8 @@ class Interruption {
 
   constructor(quiet: boolean) {
     this.#quiet = quiet;
-    process.on("SIGINT", this.#handlers.SIGINT);
-    process.on("SIGTERM", this.#handlers.SIGTERM);
+    system.onSignal("SIGINT", this.#handlers.SIGINT);
+    system.onSignal("SIGTERM", this.#handlers.SIGTERM);
   }
 
   get interrupted(): boolean {
@@ -207,7 +211,7 @@ class Interruption {
   }
 
   #say(text: string) {
-    if (!this.#quiet) process.stderr.write(text);
+    if (!this.#quiet) system.writeStderr(text);
   }
 
   #receive(signal: "SIGINT" | "SIGTERM") {
@@ -223,13 +227,13 @@ class Interruption {
       this.#say("\nStopping now: the output keeps the packets already written\n");
       this.onAgain();
     } else {
-      process.exit(this.exitCode);
+      system.exit(this.exitCode);
     }
   }
 
   dispose() {
-    process.off("SIGINT", this.#handlers.SIGINT);
-    process.off("SIGTERM", this.#handlers.SIGTERM);
+    system.offSignal("SIGINT", this.#handlers.SIGINT);
+    system.offSignal("SIGTERM", this.#handlers.SIGTERM);
   }
 }
 

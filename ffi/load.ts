@@ -5,11 +5,6 @@
  * library on the system it runs on.
  * @module
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { arch, platform } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { EncoderError } from "../lib/errors.ts";
 import { parseRav1eVersion, rav1eVersionSupported, SUPPORTED_RAV1E } from "./layouts/rav1e.ts";
 import {
@@ -27,8 +22,10 @@ import {
   type SystemKind,
   systemKind,
 } from "./platform.ts";
+import { joinPath, parentPath } from "./posix_path.ts";
 import { libraryFile } from "./private_copy.ts";
 import { ffiRuntime } from "./runtime/mod.ts";
+import { system } from "./runtime/system.ts";
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
 import { rav1eSymbols, rav1eVersionSymbols } from "./symbols/rav1e.ts";
 import { srtSymbols, srtVersionSymbols } from "./symbols/srt.ts";
@@ -36,7 +33,7 @@ import { svtAv1Symbols1, svtAv1Symbols3, svtAv1VersionSymbols } from "./symbols/
 
 /** The project's own `build/` folder, where a locally built library may be placed. */
 export const BUILD_DIR: string = import.meta.url.startsWith("file:")
-  ? fileURLToPath(new URL("../build/", import.meta.url))
+  ? system.pathFromUrl(new URL("../build/", import.meta.url))
   : ""; // imported over https (JSR): there is no build/ folder to look in
 
 /** One place the loader looked, and what it found there. */
@@ -81,16 +78,17 @@ export function hostSystem(): HostSystem {
   if (host) return host;
   let osRelease: string | undefined;
   try {
-    osRelease = readFileSync("/etc/os-release", "utf8");
+    osRelease = system.readTextFileSync("/etc/os-release");
   } catch {
     osRelease = undefined;
   }
-  const p = platform();
-  const musl = p === "linux" && ["/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1"].some(existsSync);
+  const p = system.platform();
+  const musl = p === "linux"
+    && ["/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1"].some((f) => system.existsSync(f));
   host = {
     kind: systemKind(p, osRelease),
     platform: p,
-    arch: arch(),
+    arch: system.arch(),
     ...(p === "linux" ? { libc: musl ? "musl" as const : "glibc" as const } : {}),
   };
   return host;
@@ -109,25 +107,22 @@ export function prebuiltLibraryDirs(): string[] {
   const pkg = prebuiltPackageFor(h.platform, h.arch, h.libc);
   if (!pkg) return [];
   const out: string[] = [];
-  try {
-    const manifest = createRequire(import.meta.url).resolve(`${pkg.name}/package.json`);
-    out.push(join(dirname(manifest), "lib"));
-  } catch {
-    // Not resolvable from here (a Deno import without node_modules, or not installed).
+  // Undefined when not resolvable from here (an import over https, or not installed).
+  const manifest = system.resolvePackageFile(`${pkg.name}/package.json`);
+  if (manifest) out.push(joinPath(parentPath(manifest), "lib"));
+  if (!import.meta.url.startsWith("file:")) return out.filter((d) => system.existsSync(d));
+  for (let dir = parentPath(system.pathFromUrl(import.meta.url));; dir = parentPath(dir)) {
+    out.push(joinPath(dir, "node_modules", ...pkg.name.split("/"), "lib"));
+    if (parentPath(dir) === dir) break;
   }
-  if (!import.meta.url.startsWith("file:")) return out.filter((d) => existsSync(d));
-  for (let dir = dirname(fileURLToPath(import.meta.url));; dir = dirname(dir)) {
-    out.push(join(dir, "node_modules", ...pkg.name.split("/"), "lib"));
-    if (dirname(dir) === dir) break;
-  }
-  return [...new Set(out)].filter((d) => existsSync(d));
+  return [...new Set(out)].filter((d) => system.existsSync(d));
 }
 
 function filesIn(dir: string, sonames: string[]): string[] {
-  const files = readdirSync(dir);
+  const files = system.readDirSync(dir);
   const out: string[] = [];
   for (const soname of sonames) {
-    for (const f of files) if (f === soname || f.startsWith(soname + ".")) out.push(join(dir, f));
+    for (const f of files) if (f === soname || f.startsWith(soname + ".")) out.push(joinPath(dir, f));
   }
   return out;
 }
@@ -140,18 +135,14 @@ function filesIn(dir: string, sonames: string[]): string[] {
 export function candidatePaths(sonames: string[], override: string | undefined): string[] {
   if (override) return [override];
   const out: string[] = [];
-  if (BUILD_DIR && existsSync(BUILD_DIR)) out.push(...filesIn(BUILD_DIR, sonames));
+  if (BUILD_DIR && system.existsSync(BUILD_DIR)) out.push(...filesIn(BUILD_DIR, sonames));
   for (const dir of prebuiltLibraryDirs()) out.push(...filesIn(dir, sonames));
   const dirs = SYSTEM_RECIPES[hostSystem().kind].libraryDirs;
   for (const soname of sonames) {
-    const inSystem = dirs.map((d) => join(d, soname)).find((p) => existsSync(p));
+    const inSystem = dirs.map((d) => joinPath(d, soname)).find((p) => system.existsSync(p));
     out.push(inSystem ?? soname);
   }
   return [...new Set(out)];
-}
-
-function processEnv(): Record<string, string | undefined> {
-  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
 }
 
 function describe(e: unknown): string {
@@ -184,7 +175,7 @@ const located = new Map<string, SvtAv1Location>();
 
 /** Finds a supported SVT-AV1 library and reads its version, without keeping it open. */
 export async function locateSvtAv1(options: LocateOptions = {}): Promise<SvtAv1Location> {
-  const env = options.env ?? processEnv();
+  const env = options.env ?? system.env();
   const override = options.libraryPath ?? env.SVTAV1_LIB_PATH;
   const key = override ?? "";
   const hit = located.get(key);
@@ -263,7 +254,7 @@ const locatedRav1e = new Map<string, Rav1eLocation>();
 
 /** Finds a supported librav1e (`RAV1E_LIB_PATH`, then `./build/`, then the system) and reads its version. */
 export async function locateRav1e(options: LocateOptions = {}): Promise<Rav1eLocation> {
-  const env = options.env ?? processEnv();
+  const env = options.env ?? system.env();
   const override = options.libraryPath ?? env.RAV1E_LIB_PATH;
   const key = override ?? "";
   const hit = locatedRav1e.get(key);
@@ -339,7 +330,7 @@ const locatedSrt = new Map<string, SrtLocation>();
 
 /** Finds libsrt 1.4 or later (`SRT_LIB_PATH`, then `./build/`, then the system) and reads its version. */
 export async function locateSrt(options: LocateOptions = {}): Promise<SrtLocation> {
-  const env = options.env ?? processEnv();
+  const env = options.env ?? system.env();
   const override = options.libraryPath ?? env.SRT_LIB_PATH;
   const key = override ?? "";
   const hit = locatedSrt.get(key);

@@ -18,9 +18,9 @@
  * through it (docs/bun-crash.md).
  * @module
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
-import { join } from "node:path";
 import { type Libc, libc } from "./libc.ts";
+import { joinPath } from "./posix_path.ts";
+import { system } from "./runtime/system.ts";
 import type { FfiRuntime } from "./runtime/types.ts";
 
 /** Linux's values (the same on x86-64 and arm64). */
@@ -45,8 +45,7 @@ const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 
 /** Where the dynamic linker looks for a bare soname, as far as a script can tell (no ld.so.cache). */
 function searchFolders(libraryDirs: readonly string[]): string[] {
-  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-  const fromEnv = (env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== "");
+  const fromEnv = (system.env().LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== "");
   return [...fromEnv, ...libraryDirs, "/usr/local/lib", "/usr/lib", "/lib"];
 }
 
@@ -56,10 +55,10 @@ function searchFolders(libraryDirs: readonly string[]): string[] {
  */
 export function libraryFile(path: string, libraryDirs: readonly string[] = []): string | undefined {
   try {
-    if (path.includes("/")) return realpathSync(path);
+    if (path.includes("/")) return system.realPathSync(path);
     for (const dir of searchFolders(libraryDirs)) {
-      const p = join(dir, path);
-      if (existsSync(p)) return realpathSync(p);
+      const p = joinPath(dir, path);
+      if (system.existsSync(p)) return system.realPathSync(p);
     }
   } catch {
     // Not readable: no copy.
@@ -80,7 +79,7 @@ export function copyPath(fd: number): string {
 
 /** Whether descriptor `fd` is a taker's own description (see TAKER_FLAGS), from /proc/self/fdinfo. */
 function isTakers(fd: number): boolean {
-  const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+  const flags = /^flags:\s*([0-7]+)/m.exec(system.readTextFileSync(`/proc/self/fdinfo/${fd}`))?.[1];
   return flags === undefined || (parseInt(flags, 8) & O_APPEND) !== 0;
 }
 
@@ -88,9 +87,11 @@ function isTakers(fd: number): boolean {
 function copiesOf(file: string): number[] {
   const link = `/memfd:${memoryName(file)} (deleted)`;
   const out: number[] = [];
-  for (const name of readdirSync("/proc/self/fd")) {
+  for (const name of system.readDirSync("/proc/self/fd")) {
     try {
-      if (readlinkSync(`/proc/self/fd/${name}`) === link && !isTakers(Number(name))) out.push(Number(name));
+      if (system.readLinkSync(`/proc/self/fd/${name}`) === link && !isTakers(Number(name))) {
+        out.push(Number(name));
+      }
     } catch {
       // Closed meanwhile (another thread's file).
     }

@@ -28,7 +28,16 @@ writeFileSync(join(root, "types", "deno.d.ts"), types.stdout);
 for (const config of ["tsconfig.dist.json", "tsconfig.dist.deno.json", "tsconfig.dist.bun.json"]) {
   step(bin("tsc"), ["-p", config]);
 }
-for (const f of ["mod.js", "mod.d.ts", "cli.js", "ffi/runtime/deno.js", "ffi/runtime/bun.js"]) {
+for (
+  const f of [
+    "mod.js",
+    "mod.d.ts",
+    "cli.js",
+    "ffi/runtime/deno.js",
+    "ffi/runtime/system_deno.js",
+    "ffi/runtime/bun.js",
+  ]
+) {
   if (!existsSync(join(root, "dist", f))) {
     console.error(`build_dist: dist/${f} is missing`);
     process.exit(1);

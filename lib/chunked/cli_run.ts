@@ -3,10 +3,10 @@
  * {@linkcode encodeChunked}.
  * @module
  */
-import process from "node:process";
+import { system } from "../../ffi/runtime/system.ts";
 import type { ContainerFormat } from "../container/open.ts";
 import { EncoderError } from "../errors.ts";
-import { stdinReadable, stdoutWritable } from "../io/file_stream.ts";
+import { stdinReadable, stdoutWritable } from "../io/std_stream.ts";
 import { isTestSourceSpec, parseTestSourceSpec, testSource } from "../io/testsrc.ts";
 import type { ChunkedConfig } from "./encode_chunk.ts";
 import { type ChunkedProgress, encodeChunked } from "./local.ts";
@@ -63,7 +63,7 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
       return Math.round(Number(k.slice(0, -1)) * fps.num / fps.den);
     });
   }
-  const tty = Boolean(process.stderr.isTTY);
+  const tty = system.stderrIsTerminal();
   const started = performance.now();
   let last = 0;
   const controller = new AbortController();
@@ -71,11 +71,11 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
   // 130 or 143 (128 + the signal's number), and a second signal exits at once.
   let exitCode = 130;
   const onSignal = (signal: "SIGINT" | "SIGTERM") => {
-    if (controller.signal.aborted) process.exit(exitCode);
+    if (controller.signal.aborted) system.exit(exitCode);
     exitCode = signal === "SIGTERM" ? 143 : 130;
     controller.abort();
     if (!opts.quiet) {
-      process.stderr.write(
+      system.writeStderr(
         `\n${
           signal === "SIGINT" ? "Interrupted" : "Terminated"
         }: finished chunks are kept, run again with --resume\n`,
@@ -84,8 +84,8 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
   };
   const onSigint = () => onSignal("SIGINT");
   const onSigterm = () => onSignal("SIGTERM");
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigterm);
+  system.onSignal("SIGINT", onSigint);
+  system.onSignal("SIGTERM", onSigterm);
   try {
     const result = await encodeChunked(input, { ...opts.config, codec: opts.codec } as ChunkedConfig, {
       output: opts.output === "-" ? stdoutWritable() : opts.output,
@@ -103,7 +103,7 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
         if (!final && now - last < (tty ? 100 : 2000)) return;
         last = now;
         const text = line(p, (now - started) / 1000);
-        process.stderr.write(tty ? `\r\x1b[K${text}${final ? "\n" : ""}` : text + "\n");
+        system.writeStderr(tty ? `\r\x1b[K${text}${final ? "\n" : ""}` : text + "\n");
       },
     });
     if (opts.json) {
@@ -114,14 +114,16 @@ export async function runChunkedCli(opts: ChunkedCliOptions): Promise<number> {
         chunked: true,
         ...result,
       };
-      (opts.output === "-" ? process.stderr : process.stdout).write(JSON.stringify(summary) + "\n");
+      const text = JSON.stringify(summary) + "\n";
+      if (opts.output === "-") system.writeStderr(text);
+      else system.writeStdout(text);
     }
     return 0;
   } catch (err) {
     if (controller.signal.aborted) return exitCode;
     throw err;
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigterm);
+    system.offSignal("SIGINT", onSigint);
+    system.offSignal("SIGTERM", onSigterm);
   }
 }

@@ -9,8 +9,8 @@
  * Without the first, the window between `init_handle` and the demotion alone stalled the loop 120-140 ms.
  * @module
  */
-import { readdirSync } from "node:fs";
 import { libc } from "../../ffi/libc.ts";
+import { system } from "../../ffi/runtime/system.ts";
 import type { FfiRuntime } from "../../ffi/runtime/types.ts";
 import { PRIO_PROCESS, SchedPolicy, SYS_SETRESUID } from "../../ffi/symbols/libc.ts";
 
@@ -24,7 +24,7 @@ import { PRIO_PROCESS, SchedPolicy, SYS_SETRESUID } from "../../ffi/symbols/libc
  */
 export function asNonRoot<T>(rt: FfiRuntime, fn: () => T): T {
   const c = libc(rt);
-  const nr = SYS_SETRESUID[(globalThis as { process?: { arch?: string } }).process?.arch ?? ""];
+  const nr = SYS_SETRESUID[system.arch()];
   if (!c || nr === undefined || c.symbols.geteuid() !== 0) return fn();
   const keep = -1n;
   const switched = c.symbols.syscall(BigInt(nr), keep, 65534n, keep) === 0n;
@@ -38,7 +38,7 @@ export function asNonRoot<T>(rt: FfiRuntime, fn: () => T): T {
 /** Thread ids of this process. */
 export function threadIds(): Set<number> {
   try {
-    return new Set(readdirSync("/proc/self/task").map(Number).filter((n) => Number.isInteger(n)));
+    return new Set(system.readDirSync("/proc/self/task").map(Number).filter((n) => Number.isInteger(n)));
   } catch {
     return new Set();
   }

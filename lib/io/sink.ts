@@ -4,7 +4,7 @@
  * @module
  */
 
-import { open } from "node:fs/promises";
+import { type OpenFile, system } from "../../ffi/runtime/system.ts";
 import { EncoderError } from "../errors.ts";
 
 /**
@@ -32,8 +32,8 @@ function ioError(action: string, err: unknown): EncoderError {
 }
 
 /**
- * A seekable sink writing to a file (created or truncated), through `node:fs/promises` so it works in Deno
- * and Bun alike. Writes are positional, so they land in call order even if not awaited one by one.
+ * A seekable sink writing to a file (created or truncated), through the runtime's own file calls
+ * (ffi/runtime/system.ts). Writes are positional, so they land in call order even if not awaited one by one.
  *
  * @example
  * ```ts
@@ -45,9 +45,9 @@ function ioError(action: string, err: unknown): EncoderError {
  * ```
  */
 export async function fileSink(path: string): Promise<ByteSink> {
-  let handle: Awaited<ReturnType<typeof open>>;
+  let handle: OpenFile;
   try {
-    handle = await open(path, "w");
+    handle = await system.openFile(path, "write");
   } catch (err) {
     throw ioError(`Could not create ${path}`, err);
   }
@@ -68,7 +68,7 @@ export async function fileSink(path: string): Promise<ByteSink> {
     let done = 0;
     try {
       while (done < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, at + done);
+        const bytesWritten = await handle.writeAt(bytes.subarray(done), at + done);
         if (bytesWritten <= 0) throw new Error("the write made no progress");
         done += bytesWritten;
       }
