@@ -36,6 +36,7 @@ for (
     "ffi/runtime/deno.js",
     "ffi/runtime/system_deno.js",
     "ffi/runtime/bun.js",
+    "ffi/runtime/bun_thread_scope.js",
   ]
 ) {
   if (!existsSync(join(root, "dist", f))) {

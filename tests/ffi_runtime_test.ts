@@ -121,6 +121,32 @@ test("a thread runs a module with the web worker scope and exchanges transferred
   }
 });
 
+test("a thread whose module sets onmessage after a top-level await gets every message sent as it started", async () => {
+  // Bun's Worker dropped the messages that came before: an encoder thread's set-up and first init, so
+  // that encoder's creation waited for ever.
+  await ffiRuntime();
+  const thread = startThread(new URL("./_helpers/late_thread.ts", import.meta.url));
+  try {
+    const got: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`only ${got.length} of 3 replies in 20 s`)), 20_000);
+      thread.onmessage = (e) => {
+        got.push(e.data.n);
+        if (got.length === 3) {
+          clearTimeout(deadline);
+          resolve();
+        }
+      };
+      thread.onerror = (e) => reject(new Error(e.message));
+      for (const n of [1, 2]) thread.postMessage({ n });
+      setTimeout(() => thread.postMessage({ n: 3 }), 300);
+    });
+    assert.deepEqual(got, [1, 2, 3]);
+  } finally {
+    thread.terminate();
+  }
+});
+
 test("a thread that keeps its payloads past its handler reads them intact (no view into reused space)", async () => {
   await ffiRuntime();
   const thread = startThread(new URL("./_helpers/deferred_thread.ts", import.meta.url));

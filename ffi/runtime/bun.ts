@@ -14,6 +14,12 @@ import type {
 const specifier = "bun:ffi";
 const ffi: typeof import("bun:ffi") = await import(specifier);
 
+/** Compiled to JavaScript (the npm package), the thread scope is a `.js` file beside this one. */
+const threadScope = new URL(
+  import.meta.url.endsWith(".js") ? "./bun_thread_scope.js" : "./bun_thread_scope.ts",
+  import.meta.url,
+).href;
+
 const bunTypes: Record<NativeType, string> = {
   void: "void",
   u8: "u8",
@@ -100,7 +106,12 @@ export const bunRuntime: FfiRuntime = {
     return new Uint8Array(ffi.toArrayBuffer(Number(address), offset, length)).slice();
   },
   readCString: (a) => new ffi.CString(Number(a)).toString(),
-  startThread: (url) => new Worker(url.href, { type: "module" }) as unknown as NativeThread,
+  startThread(url) {
+    // The thread starts in bun_thread_scope.ts, which keeps the messages that come before `url` has loaded.
+    const thread = new Worker(threadScope, { type: "module" });
+    thread.postMessage({ entry: url.href });
+    return thread as unknown as NativeThread;
+  },
   unrefTimer: (timer) => (timer as { unref?(): void }).unref?.(),
   cpuCount: () => navigator.hardwareConcurrency || 1,
 };
