@@ -436,11 +436,13 @@ export const cliHost: "caller" | undefined = "Deno" in globalThis ? "caller" : u
 async function createEncoder(opts: Options, info: VideoInfo): Promise<Encoder> {
   const host = cliHost ? { host: cliHost } : {};
   if (opts.codec === "rav1e") {
-    const { Rav1eEncoder } = await import("../lib/encoder/rav1e.ts");
+    const { Rav1eEncoder, ownEventLoop } = await import("../lib/encoder/rav1e.ts");
     return await Rav1eEncoder.create({
       ...info,
       ...host,
       ...opts.config as Omit<Rav1eConfig, "width" | "height">,
+      // A file encode's loop serves nothing else: rav1e's calls stay on this thread (about 20 MB less).
+      [ownEventLoop]: !opts.live,
     });
   }
   const { SvtAv1Encoder } = await import("../lib/encoder/svt_av1.ts");

@@ -80,6 +80,17 @@ export interface Rav1eConfig extends CommonConfig, HostOptions {
   libraryPath?: string;
 }
 
+/**
+ * @internal For a process whose event loop has nothing else to serve (the command line's file encode):
+ * with `host: "caller"`, `receive_packet`, where rav1e encodes, is made as an ordinary call on the caller's
+ * thread instead of a Deno nonblocking one, and the event loop turns between calls (signals and I/O wait
+ * at most one call). Every call of the encoder then runs on that one thread: Deno's nonblocking calls run
+ * on whichever of its blocking-call threads is free, each with a glibc malloc arena of its own, and what
+ * one call freed stayed resident in its arena while the next call grew another (bench/results.md,
+ * "Memory"). Never for a library user's loop, which this would hold for each frame's encode.
+ */
+export const ownEventLoop: unique symbol = Symbol("av1-stream.rav1e.ownEventLoop");
+
 const fail = (message: string, code: "INVALID_CONFIG" | "UNKNOWN_PARAMETER" = "INVALID_CONFIG") =>
   new EncoderError(code, message, { library: "rav1e" });
 
@@ -326,12 +337,16 @@ export class Rav1eEncoder extends WorkerEncoder {
   }
 
   /** Checks the configuration, loads rav1e and starts an encoder on a worker thread. */
-  static async create(config: Rav1eConfig): Promise<Rav1eEncoder> {
+  static async create(config: Rav1eConfig & { [ownEventLoop]?: boolean }): Promise<Rav1eEncoder> {
     const { info, settings } = rav1eSettings(config);
     const location = await locateRav1e({ libraryPath: config.libraryPath });
     const frameSize = frameByteLength(info);
     const enc = new Rav1eEncoder(info, frameSize, config);
-    const init: Rav1eWorkerConfig = { location, ...settings };
+    const init: Rav1eWorkerConfig = {
+      location,
+      ...settings,
+      ...(config[ownEventLoop] === true && config.host === "caller" ? { blockOnCaller: true } : {}),
+    };
     await enc.start(init);
     return enc;
   }

@@ -49,6 +49,11 @@ export interface Rav1eWorkerConfig {
   planes: { offset: number; length: number; stride: number }[];
   /** Bytes per sample in a frame: 1 at 8 bits, 2 (little-endian) above. */
   bytesPerSample: 1 | 2;
+  /**
+   * On the caller's thread, make `receive_packet` an ordinary (blocking) call instead of a nonblocking one,
+   * so that every call of the encoder runs on that one thread (see {@linkcode ownEventLoop} in rav1e.ts).
+   */
+  blockOnCaller?: boolean;
 }
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
@@ -65,6 +70,8 @@ export class Rav1eBackend implements WorkerBackend {
   #done = false;
   #caller: boolean;
   #blocking!: BlockingCalls;
+  /** The caller's thread makes the long calls itself (`blockOnCaller`): its event loop runs between them. */
+  #turns: MessageChannel | undefined;
 
   constructor(options: BackendOptions = {}) {
     this.#caller = options.caller === true;
@@ -92,12 +99,13 @@ export class Rav1eBackend implements WorkerBackend {
       `rav1e:${cfg.location.path}`,
       () => openRav1e(this.#rt, cfg.location),
     );
-    this.#blocking = this.#caller
+    this.#blocking = this.#caller && !cfg.blockOnCaller
       ? keptLibrary(
         `rav1e-blocking:${cfg.location.path}`,
         () => this.#rt.open(cfg.location.path, rav1eBlockingSymbols),
       ).symbols
       : lib.symbols;
+    if (this.#caller && cfg.blockOnCaller) this.#turns = new MessageChannel();
     const s = lib.symbols;
     const started = performance.now();
     const config = s.rav1e_config_default();
@@ -225,6 +233,9 @@ export class Rav1eBackend implements WorkerBackend {
     while (true) {
       const status = await this.#blocking.rav1e_receive_packet(this.#ctx, this.#out);
       if (status === until) return;
+      // A call that encoded held the caller's thread: let its event loop turn (signals, I/O) before the
+      // next one, or a flush would hold it for the whole lookahead.
+      if (this.#turns) await this.#turn(this.#turns);
       if (status === RaStatus.encoded) continue;
       if (status !== RaStatus.success) this.#fail("receive_packet", status);
       const pkt = this.#outView.getBigUint64(0, true);
@@ -239,6 +250,14 @@ export class Rav1eBackend implements WorkerBackend {
         s.rav1e_packet_unref(pkt);
       }
     }
+  }
+
+  /** One turn of the event loop: a message through a channel (a 0 ms timer took 3 ms in Deno). */
+  #turn(channel: MessageChannel): Promise<void> {
+    return new Promise((resolve) => {
+      channel.port1.onmessage = () => resolve();
+      channel.port2.postMessage(0);
+    });
   }
 
   /** Nothing to collect between frames: rav1e only works inside receive_packet, which send() drives. */
@@ -259,6 +278,9 @@ export class Rav1eBackend implements WorkerBackend {
   async close() {
     if (this.#ctx !== 0n) await this.#blocking.rav1e_context_unref(this.#ctx);
     this.#ctx = 0n;
+    this.#turns?.port1.close();
+    this.#turns?.port2.close();
+    this.#turns = undefined;
     // The library stays open for the thread's next encoder.
     this.#lib = undefined;
   }
