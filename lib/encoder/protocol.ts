@@ -85,4 +85,10 @@ export interface WorkerBackend {
   finish(emit: (p: WorkerPacket) => void): void | Promise<void>;
   /** Frees the native encoder. */
   close(): void | Promise<void>;
+  /**
+   * A `close` has arrived while earlier messages are still being handled: stop making long calls, since
+   * whatever they would encode is dropped. Only where messages arrive during a long call (the caller's
+   * thread, whose loop turns between calls); what is under way returns early, and `close` follows.
+   */
+  abandon?(): void;
 }

@@ -68,6 +68,8 @@ export class Rav1eBackend implements WorkerBackend {
   #outView = new DataView(this.#out.buffer);
   #flushing = false;
   #done = false;
+  /** A close is on its way: no more encoding calls (see WorkerBackend.abandon). */
+  #abandoned = false;
   #caller: boolean;
   #blocking!: BlockingCalls;
   /** The caller's thread makes the long calls itself (`blockOnCaller`): its event loop runs between them. */
@@ -230,7 +232,7 @@ export class Rav1eBackend implements WorkerBackend {
   async #receiveUntil(until: number, emit: (p: WorkerPacket) => void) {
     const s = this.#lib!.symbols;
     const rt = this.#rt;
-    while (true) {
+    while (!this.#abandoned) {
       const status = await this.#blocking.rav1e_receive_packet(this.#ctx, this.#out);
       if (status === until) return;
       // A call that encoded held the caller's thread: let its event loop turn (signals, I/O) before the
@@ -258,6 +260,10 @@ export class Rav1eBackend implements WorkerBackend {
       channel.port1.onmessage = () => resolve();
       channel.port2.postMessage(0);
     });
+  }
+
+  abandon() {
+    this.#abandoned = true;
   }
 
   /** Nothing to collect between frames: rav1e only works inside receive_packet, which send() drives. */

@@ -88,6 +88,8 @@ export function serveEncoders(
   scope.inPlaceMessages = true;
   scope.onmessage = (e) => {
     const msg = e.data;
+    // Frames not yet flushed are dropped at a close: a flush or send still under way need not go on.
+    if (msg.t === "close") backend?.abandon?.();
     chain = chain.then(async () => {
       // A timed poll's calls may still be out (on the caller's thread they are awaited): the backend
       // takes one call sequence at a time.
