@@ -220,10 +220,16 @@ second V8 isolate (~20 MB idle) and its rings. Now (host "caller", BYOB reads, f
 library has its copy) Deno's remaining +50-60 MB is the runtime itself: the deno binary's resident pages
 (~36 MB against ~0 for the C tool), the Node compatibility layer (~6-8 MB once any node: module loads),
 the project's modules and V8's heap (~10-15 MB). Bun's +45-55 MB: its binary (~36 MB) and JavaScriptCore.
-rav1e in Deno stays above the target (+70-75 MB): rav1e encodes on the calling thread, which with Deno's
-nonblocking calls is whichever blocking-call thread takes the call, and glibc gives each its own malloc
-arena; MALLOC_ARENA_MAX=2 in the environment measured 15 MB less (mallopt at run time, after those
-threads exist, did not help).`;
+rav1e in Deno was above the target (+66-74 MB) while its encoding call was a nonblocking one: rav1e
+encodes on the calling thread, which was whichever of Deno's blocking-call threads took the call, each with
+a glibc malloc arena of its own, so what one call freed stayed resident while the next grew another arena
+(per-thread CPU time: the encode spread over three such threads). The command line's file encode now makes
+that call on its own thread (rav1e.ts, ownEventLoop; the event loop turns between calls): one thread, one
+arena, 18-20 MB less. Measured beside it (10 frames of 720p, one run each unless a range): a pooled encoder
+thread (a second isolate, ~20 MB even for an empty Worker) 236-239 MiB, no better than the nonblocking
+calls; rav1e's own pool (\`threads\`) of 1 217-218 MiB but its parallel work (about 4 % of the rav1e CLI's
+CPU at speed 10, more with tiles) serialized, of 2 223-225 MiB (the encoding moves between both threads);
+MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ 220-227 MiB for +18-22k page faults (48k → 66-71k).`;
 
 const started = new Date().toISOString();
 const tables = [await cliTable(svt), await cliTable(rav1e)];
