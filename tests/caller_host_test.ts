@@ -1,10 +1,11 @@
 // Encoders whose native calls run on the caller's own thread (`host: "caller"`, Deno's nonblocking FFI
 // calls): the same packets as on a pooled thread, no pooled thread taken, the frame given away detached,
 // several side by side (their set-up and tear-down serialised by the pool's lock), errors and closing
-// mid-stream handled; in Bun and Node the option is refused with a clear error.
+// mid-stream handled, rav1e's calls made on that thread itself for the command line (ownEventLoop); in Bun
+// and Node the option is refused with a clear error.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Rav1eEncoder } from "../lib/encoder/rav1e.ts";
+import { ownEventLoop, Rav1eEncoder } from "../lib/encoder/rav1e.ts";
 import { SvtAv1Encoder } from "../lib/encoder/svt_av1.ts";
 import { encoderThreadStats } from "../lib/encoder/thread_pool.ts";
 import { EncoderError } from "../lib/errors.ts";
@@ -121,6 +122,50 @@ test(
       await enc.close();
       await rejectsWith(enc.encode({ data: new Uint8Array(enc.frameSize) }), "CLOSED", /closed/);
     }
+  },
+);
+
+test(
+  "rav1e with its calls made on the caller's thread (ownEventLoop): the same packets, the loop turns during a flush, a close ends it",
+  onlyDeno,
+  async () => {
+    // Without low latency the whole lookahead is encoded in the flush, one call after another.
+    const info = testSource({ width: 96, height: 64, frames: 1 }).info;
+    const make = (own: boolean) =>
+      Rav1eEncoder.create({ ...info, speed: 10, host: "caller", ...(own ? { [ownEventLoop]: true } : {}) });
+    const frames = () => testSource({ width: 96, height: 64, frames: 24 }).frames();
+    const nonblocking = await make(false);
+    const reference = await encodeAll(nonblocking, frames()).finally(() => nonblocking.close());
+    const own = await make(true);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    try {
+      let flushTicks = 0;
+      const pump = (async () => {
+        for await (const f of frames()) await own.encode(f);
+        const at = ticks;
+        await own.flush();
+        flushTicks = ticks - at;
+      })();
+      const packets: Packet[] = [];
+      for await (const p of own.packets()) packets.push(p);
+      await pump;
+      assertSame(packets, reference);
+      assert.ok(flushTicks > 0, "a timer fired while the flush encoded the lookahead");
+    } finally {
+      clearInterval(timer);
+      await own.close();
+    }
+    // A close during the flush: the encoder stops there instead of encoding the rest of the lookahead.
+    const closing = await make(true);
+    for await (const f of frames()) await closing.encode(f);
+    const flushed = closing.flush().catch((e) => e);
+    let seen = 0;
+    for await (const _ of closing.packets()) {
+      if (++seen === 2) break;
+    }
+    await closing.close();
+    assert.equal(((await flushed) as EncoderError).code, "CLOSED");
   },
 );
 
