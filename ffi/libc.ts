@@ -4,7 +4,7 @@
  * @module
  */
 import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
-import { libcSymbols } from "./symbols/libc.ts";
+import { libcNonblockingSymbols, libcSymbols } from "./symbols/libc.ts";
 
 /** libc's calls as opened by {@linkcode libc}. */
 export type Libc = NativeLibrary<typeof libcSymbols>;
@@ -21,4 +21,27 @@ export function libc(rt: FfiRuntime): Libc | null {
     }
   }
   return handle;
+}
+
+let nonblockingHandle: NativeLibrary<typeof libcNonblockingSymbols> | null | undefined;
+
+/**
+ * Hands the native heap's free pages back to the system (glibc's `malloc_trim`) without blocking this
+ * thread where the runtime has nonblocking calls (Deno: the call runs on one of its blocking-call
+ * threads); elsewhere the call blocks this thread while it runs. Resolves when done; off glibc it does
+ * nothing.
+ */
+export async function trimNativeHeap(rt: FfiRuntime): Promise<void> {
+  if (rt.nonblockingCalls) {
+    if (nonblockingHandle === undefined) {
+      try {
+        nonblockingHandle = rt.open("libc.so.6", libcNonblockingSymbols);
+      } catch {
+        nonblockingHandle = null;
+      }
+    }
+    await nonblockingHandle?.symbols.malloc_trim?.(0);
+    return;
+  }
+  libc(rt)?.symbols.malloc_trim?.(0);
 }

@@ -5,7 +5,7 @@
  * caller's thread.
  * @module
  */
-import { libc } from "../../ffi/libc.ts";
+import { libc, trimNativeHeap } from "../../ffi/libc.ts";
 import { ffiRuntime } from "../../ffi/runtime/mod.ts";
 import { serveEncoders } from "./worker_serve.ts";
 
@@ -48,7 +48,7 @@ serveEncoders(
       // glibc, musl, there is no malloc_trim: nothing more to do). A thread that never hosted an encoder
       // has not loaded the runtime yet (the quiet-moment release may come to one).
       collect?.();
-      libc(await ffiRuntime())?.symbols.malloc_trim?.(0);
+      await trimNativeHeap(await ffiRuntime());
     },
   },
 );
