@@ -147,6 +147,33 @@ export function libraryVersion(root: string): string {
   return JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
 }
 
+/** Where a bench works: the project's root folder (trailing slash), bench/tmp (created), npm's tools. */
+export function benchPaths(): { root: string; tmp: string; bin: (name: string) => string } {
+  const root = new URL("../", import.meta.url).pathname;
+  const tmp = `${root}bench/tmp`;
+  mkdirSync(tmp, { recursive: true });
+  return { root, tmp, bin: (name) => `${root}node_modules/.bin/${name}` };
+}
+
+/** The value after `--name` on the command line, if any. */
+export function benchOption(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/**
+ * `--before <dir>` (a checkout of an earlier commit, its folder with a trailing slash) and
+ * `--before-label <text>`: an earlier tree whose contenders run in the same alternation.
+ */
+export function beforeTree(): { dir: string | undefined; label: string } {
+  return { dir: benchOption("before")?.replace(/\/?$/, "/"), label: benchOption("before-label") ?? "before" };
+}
+
+/** The machine's three load averages, for the results. */
+export function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+}
+
 /** What a side-by-side bench of the command line and the API needs before its contenders. */
 export interface BenchSetup {
   /** The project's root folder, with a trailing slash. */
@@ -165,18 +192,14 @@ export interface BenchSetup {
 
 /** Creates bench/tmp, compiles the Node tree and reads `--quick` and `--runs N` from the command line. */
 export function benchSetup(defaultRuns: { full: number; quick: number }): BenchSetup {
-  const root = new URL("../", import.meta.url).pathname;
-  const tmp = `${root}bench/tmp`;
-  mkdirSync(tmp, { recursive: true });
+  const paths = benchPaths();
   const quick = process.argv.includes("--quick");
-  const runsArg = process.argv.indexOf("--runs");
+  const runs = benchOption("runs");
   return {
-    root,
-    tmp,
-    bin: (name) => `${root}node_modules/.bin/${name}`,
-    nodeTree: compileForNode(root),
+    ...paths,
+    nodeTree: compileForNode(paths.root),
     quick,
-    runs: runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? defaultRuns.quick : defaultRuns.full,
+    runs: runs !== undefined ? Number(runs) : quick ? defaultRuns.quick : defaultRuns.full,
   };
 }
 

@@ -10,22 +10,23 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import process from "node:process";
-import { clip, libraryVersion, measure, writeResultsSection } from "./harness.ts";
+import {
+  beforeTree,
+  benchOption,
+  benchPaths,
+  clip,
+  libraryVersion,
+  loadAverage,
+  measure,
+  writeResultsSection,
+} from "./harness.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-const tmp = `${root}bench/tmp`;
-mkdirSync(tmp, { recursive: true });
-const bin = (name: string) => `${root}node_modules/.bin/${name}`;
-function option(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-const runs = Number(option("runs") ?? 3);
-const beforeDir = option("before")?.replace(/\/?$/, "/");
-const beforeLabel = option("before-label") ?? "before";
-const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const { root, tmp, bin } = benchPaths();
+const runs = Number(benchOption("runs") ?? 3);
+const { dir: beforeDir, label: beforeLabel } = beforeTree();
+const load = loadAverage;
 const text = (cmd: string, args: string[]) =>
   new Promise<string>((resolve) => {
     const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });

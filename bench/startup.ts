@@ -14,22 +14,23 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import process from "node:process";
-import { clip, compileForNode, libraryVersion, writeResultsSection } from "./harness.ts";
+import {
+  beforeTree,
+  benchOption,
+  benchPaths,
+  clip,
+  compileForNode,
+  libraryVersion,
+  loadAverage,
+  writeResultsSection,
+} from "./harness.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-const tmp = `${root}bench/tmp`;
-mkdirSync(tmp, { recursive: true });
-const bin = (name: string) => `${root}node_modules/.bin/${name}`;
-function option(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-const runs = Number(option("runs") ?? 7);
-const beforeDir = option("before")?.replace(/\/?$/, "/");
-const beforeLabel = option("before-label") ?? "before";
-const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const { root, tmp, bin } = benchPaths();
+const runs = Number(benchOption("runs") ?? 7);
+const { dir: beforeDir, label: beforeLabel } = beforeTree();
+const load = loadAverage;
 const loadBefore = load();
 const node = compileForNode(root);
 const nodeBefore = beforeDir ? compileForNode(beforeDir) : undefined;
