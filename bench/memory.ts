@@ -26,7 +26,6 @@ import {
 const { root, tmp, bin } = benchPaths();
 const runs = Number(benchOption("runs") ?? 3);
 const { dir: beforeDir, label: beforeLabel } = beforeTree();
-const load = loadAverage;
 const text = (cmd: string, args: string[]) =>
   new Promise<string>((resolve) => {
     const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -87,7 +86,7 @@ async function cliTable(c: Case): Promise<string> {
   const input = await clip(tmp, c);
   const rows = [c.tool, ...cliRows(input, `${c.width}`, c.ours)];
   const peaks = new Map<string, number[]>();
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   for (let r = 0; r < runs; r++) {
     for (const row of rows) {
       const m = await measure(...row.command);
@@ -99,7 +98,7 @@ async function cliTable(c: Case): Promise<string> {
   const lines = [
     `### ${c.title}`,
     "",
-    `Load average ${loadBefore} before, ${load()} after; ${runs} runs per contender, alternated.`,
+    `Load average ${loadBefore} before, ${loadAverage()} after; ${runs} runs per contender, alternated.`,
     "",
     "| contender | peak RSS MB (median) | min – max | median − tool | target |",
     "| --- | ---: | --- | ---: | --- |",
@@ -146,7 +145,7 @@ async function streamTable(): Promise<string> {
       "≤ 16 + 64",
     ],
   ];
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   const lines = [
     "| stall | runtime | tree | RSS at stall MB | peak during stall MB | growth MB | frames ahead of consumer | target MB |",
     "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
@@ -170,7 +169,7 @@ async function streamTable(): Promise<string> {
       }
     }
   }
-  return [`Load average ${loadBefore} before, ${load()} after.`, "", ...lines].join("\n");
+  return [`Load average ${loadBefore} before, ${loadAverage()} after.`, "", ...lines].join("\n");
 }
 
 const svtVersion = (await text("SvtAv1EncApp", ["--version"])).trim().split("\n")[0];

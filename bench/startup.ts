@@ -30,8 +30,7 @@ import {
 const { root, tmp, bin } = benchPaths();
 const runs = Number(benchOption("runs") ?? 7);
 const { dir: beforeDir, label: beforeLabel } = beforeTree();
-const load = loadAverage;
-const loadBefore = load();
+const loadBefore = loadAverage();
 const node = compileForNode(root);
 const nodeBefore = beforeDir ? compileForNode(beforeDir) : undefined;
 const input = await clip(tmp, { width: 1280, height: 720, frames: 1 });
@@ -162,7 +161,7 @@ const body =
   }, ${versions}; Deno ${runtimeVersion("deno")}, Bun ${runtimeVersion("bun")}, Node ${
     runtimeVersion("node")
   }; `
-  + `2 cores, load average ${loadBefore} before and ${load()} after).
+  + `2 cores, load average ${loadBefore} before and ${loadAverage()} after).
 
 One frame of 1280x720 (ffmpeg's testsrc2), preset 10, CRF 35, from process start to the file closed; ${runs} runs per
 contender, alternated${

@@ -3,23 +3,26 @@
  * needless work, and Bun's FFI has crashed (double free) with workers that did it concurrently.
  * @module
  */
-import type { FfiRuntime, NativeLibrary } from "./runtime/types.ts";
+import type { FfiRuntime, NativeLibrary, SymbolTable } from "./runtime/types.ts";
 import { libcNonblockingSymbols, libcSymbols } from "./symbols/libc.ts";
 
 /** libc's calls as opened by {@linkcode libc}. */
 export type Libc = NativeLibrary<typeof libcSymbols>;
 
+/** libc with `table`; null where it cannot be opened (not glibc: musl's has another name). */
+function openLibc<S extends SymbolTable>(rt: FfiRuntime, table: S): NativeLibrary<S> | null {
+  try {
+    return rt.open("libc.so.6", table);
+  } catch {
+    return null;
+  }
+}
+
 let handle: Libc | null | undefined;
 
-/** This thread's handle on libc; null where it cannot be opened (not glibc: musl's has another name). */
+/** This thread's handle on libc; null where it cannot be opened. */
 export function libc(rt: FfiRuntime): Libc | null {
-  if (handle === undefined) {
-    try {
-      handle = rt.open("libc.so.6", libcSymbols);
-    } catch {
-      handle = null;
-    }
-  }
+  if (handle === undefined) handle = openLibc(rt, libcSymbols);
   return handle;
 }
 
@@ -33,13 +36,7 @@ let nonblockingHandle: NativeLibrary<typeof libcNonblockingSymbols> | null | und
  */
 export async function trimNativeHeap(rt: FfiRuntime): Promise<void> {
   if (rt.nonblockingCalls) {
-    if (nonblockingHandle === undefined) {
-      try {
-        nonblockingHandle = rt.open("libc.so.6", libcNonblockingSymbols);
-      } catch {
-        nonblockingHandle = null;
-      }
-    }
+    if (nonblockingHandle === undefined) nonblockingHandle = openLibc(rt, libcNonblockingSymbols);
     await nonblockingHandle?.symbols.malloc_trim?.(0);
     return;
   }

@@ -33,8 +33,8 @@ export class CallerThread implements NativeThread {
         "svt-av1": async () => new (await import("./svt_av1_worker.ts")).SvtAv1Backend({ caller: true }),
         rav1e: async () => new (await import("./rav1e_worker.ts")).Rav1eBackend({ caller: true }),
       },
-      // A nonblocking call: the trim takes 4-10 ms after a 720p encoder (tens under load), and this is the caller's event
-      // loop. Off glibc (musl) there is no malloc_trim: nothing to do.
+      // A nonblocking call: the trim takes 4-10 ms after a 720p encoder (tens under load), and this is
+      // the caller's event loop. Off glibc (musl) there is no malloc_trim: nothing to do.
       { releaseMemory: () => trimNativeHeap(loadedRuntime()) },
       scope,
     );
