@@ -46,15 +46,36 @@ function count(xmlPath) {
   if (!existsSync(xmlPath)) return null;
   const xml = readFileSync(xmlPath, "utf8");
   let passed = 0, failed = 0, skipped = 0;
+  const failures = [];
   // Leaf test cases only: either self-closing or with a body that we inspect for failure / skipped.
-  const re = /<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g;
+  const re = /<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g;
   for (const m of xml.matchAll(re)) {
-    const body = m[2] ?? "";
-    if (/<(failure|error)\b/.test(body)) failed++;
-    else if (/<skipped\b/.test(body)) skipped++;
+    const body = m[3] ?? "";
+    if (/<(failure|error)\b/.test(body)) {
+      failed++;
+      failures.push(failureLine(m[1], body));
+    } else if (/<skipped\b/.test(body)) skipped++;
     else passed++;
   }
-  return { passed, failed, skipped };
+  return { passed, failed, skipped, failures };
+}
+
+// "file > test: first line of the message", so a failed run's last lines say what failed.
+function failureLine(attributes, body) {
+  const attr = (name) => {
+    const m = new RegExp(`\\b${name}="([^"]*)"`).exec(attributes);
+    return m ? unescapeXml(m[1]) : "";
+  };
+  const message = /<(?:failure|error)\b[^>]*?\bmessage="([^"]*)"/.exec(body)?.[1]
+    ?? /<(?:failure|error)\b[^>]*>([\s\S]*?)<\/(?:failure|error)>/.exec(body)?.[1] ?? "";
+  const where = [attr("file") || attr("classname"), attr("name")].filter(Boolean).join(" > ");
+  const first = unescapeXml(message).trim().split("\n")[0].slice(0, 200);
+  return first ? `${where}: ${first}` : where;
+}
+
+function unescapeXml(text) {
+  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'")
+    .replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n))).replace(/&amp;/g, "&");
 }
 
 const results = [];
@@ -205,6 +226,7 @@ for (const r of results) {
     } s`
       + (crashed ? ` (runner exited ${r.status}: counted as 1 failure)` : ""),
   );
+  for (const line of r.counts.failures) console.log(`  failed: ${line}`);
   passed += r.counts.passed;
   failed += r.counts.failed + (crashed ? 1 : 0);
   skipped += r.counts.skipped;
