@@ -104,6 +104,8 @@ interface Target {
   total: number[];
   done: number;
   busy: number;
+  /** 503s without a `Retry-After` of a positive number of seconds. */
+  busyWithoutRetryAfter: number;
   failed: number;
   seconds: number;
   cpuTicks: number;
@@ -147,6 +149,7 @@ async function startTarget(name: string): Promise<Target> {
     total: [],
     done: 0,
     busy: 0,
+    busyWithoutRetryAfter: 0,
     failed: 0,
     seconds: 0,
     cpuTicks: 0,
@@ -205,6 +208,8 @@ async function one(t: Target): Promise<boolean> {
   const r = await fetch(`${t.base}/encode?${query}`, { method: "POST", body });
   if (r.status === 503) {
     t.busy++;
+    // A full service says when to come back.
+    if (!Number(r.headers.get("retry-after"))) t.busyWithoutRetryAfter++;
     await r.body?.cancel();
     await sleep(20);
     return false;
@@ -345,6 +350,7 @@ const rows = targets.map((t) => {
       t.end?.threads?.threads ?? "-"
     }`,
     "503s": t.busy,
+    "503s without Retry-After": t.busyWithoutRetryAfter,
     failed: t.failed,
     "live encoders at the end": t.end?.liveEncoders ?? "-",
     "encoder threads (busy at the end / started / lost)": t.end?.threads

@@ -2,7 +2,7 @@
  * Runs bench/http_load.ts `--runs` times in a row in this runtime and counts the runs whose service died
  * (a crash shows as failed requests and a non-zero exit) or that leaked encoders or busy threads.
  *
- * Usage: bun bench/http_soak.ts [--runs 10] [--concurrency 8] [--requests 2000]
+ * Usage: bun bench/http_soak.ts [--runs 10] [--concurrency 8] [--requests 2000] [--max-concurrent N]
  *        deno run -A bench/http_soak.ts ...
  * @module
  */
@@ -16,6 +16,8 @@ function option(name: string, fallback: string): string {
 const runs = Math.min(20, Number(option("runs", "10")));
 const concurrency = option("concurrency", "8");
 const requests = option("requests", "2000");
+// Below the concurrency, the service is full at times and answers 503 (with Retry-After) to the rest.
+const maxConcurrent = option("max-concurrent", "");
 const isDeno = "Deno" in globalThis;
 const script = new URL("./http_load.ts", import.meta.url).pathname;
 let bad = 0;
@@ -27,13 +29,15 @@ for (let i = 1; i <= runs; i++) {
     concurrency,
     "--requests",
     requests,
+    ...(maxConcurrent ? ["--max-concurrent", maxConcurrent] : []),
   ];
   // Bounded: one run of 2000 small requests takes 2-4 minutes here.
   const r = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 900_000 });
   const out = `${r.stdout}\n${r.stderr}`;
   const panicked = /panic:|Segmentation fault|double free|Bun has crashed/.test(out);
   const field = (name: string) => out.match(new RegExp(`${name}\\s*│\\s*"?([^"│]+?)"?\\s*│`))?.[1] ?? "?";
-  const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0";
+  const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0"
+    && field("503s without Retry-After") === "0";
   if (!ok) bad++;
   console.log(
     `run ${i}: ${ok ? "ok" : "FAILED"} exit=${r.status ?? r.signal} requests/s=${field("requests/s")} `
@@ -42,6 +46,8 @@ for (let i = 1; i <= runs; i++) {
         field("JS heap and external MB after 200 / at the end")
       } alive=${field("encoder threads alive after 200 / at the end")} threads=${
         field("encoder threads \\(busy at the end / started / lost\\)")
+      } 503s=${field("503s")}/${field("503s without Retry-After")} failed=${field("failed")} load=${
+        out.match(/load average ([\d. ]+)/)?.[1]?.trim() ?? "?"
       }`,
   );
 }
