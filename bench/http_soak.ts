@@ -42,7 +42,7 @@ for (let i = 1; i <= runs; i++) {
   console.log(
     `run ${i}: ${ok ? "ok" : "FAILED"} exit=${r.status ?? r.signal} requests/s=${field("requests/s")} `
       + `p99=${field("first byte p99 ms")} rss200=${field("RSS after 200 MB")} `
-      + `rssEnd=${field(`RSS after ${requests} MB`)} js=${
+      + `rssEnd=${field(`RSS after ${requests} MB`)} growth=${field("RSS growth %")}% js=${
         field("JS heap and external MB after 200 / at the end")
       } alive=${field("encoder threads alive after 200 / at the end")} threads=${
         field("encoder threads \\(busy at the end / started / lost\\)")
