@@ -266,9 +266,11 @@ test("cli: -o tcp:// streams IVF to a live peer and the progress line shows the 
   const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+    child.on("close", (c, s) => resolve([c, s]))
+  );
   server.close();
-  assert.equal(code, 0, stderr);
+  assert.equal(code, 0, `exit ${code ?? signal}, stderr: ${stderr}`);
   assert.match(stderr, /20\/20 frames .*\[closed 1 conn\]/);
   const ivf = await readIvf(new Uint8Array(Buffer.concat(chunks)));
   assert.equal(ivf.frames.length, 20);

@@ -4,10 +4,12 @@
  * calls (`system_deno.ts`) keep its Node compatibility layer unloaded: `node:fs`, `node:module` and
  * `node:process` cost Deno 4-11 ms of CPU and 1-5 MB of RSS each at start-up (bench/results.md,
  * "Start-up"). Bun and Node use the `node:` modules (`system_node.ts`), native in both. Picked once by
- * the runtime check of the FFI adapter (mod.ts), and only the chosen implementation is loaded.
+ * the runtime check of the FFI adapter (mod.ts); neither implementation loads anything until it is used.
  * @module
  */
 import { runtimeName } from "./mod.ts";
+import { system as denoSystem } from "./system_deno.ts";
+import { system as nodeSystem } from "./system_node.ts";
 
 /** A file opened by {@linkcode RuntimeSystem.openFile}: read from its start, or written at positions. */
 export interface OpenFile {
@@ -65,11 +67,12 @@ export interface RuntimeSystem {
   unrefTimer(timer: unknown): void;
 }
 
-/** Compiled to JavaScript (how Node runs this project), the implementations are `.js` files beside this one. */
-const extension = import.meta.url.endsWith(".js") ? ".js" : ".ts";
-const flavour = runtimeName() === "deno" ? "deno" : "node";
-// A variable specifier: neither runtime resolves (nor type-checks against) the other's implementation.
-const implementation = new URL(`./system_${flavour}${extension}`, import.meta.url).href;
-
-/** This runtime's {@linkcode RuntimeSystem}. */
-export const system: RuntimeSystem = (await import(implementation)).system;
+/**
+ * This runtime's {@linkcode RuntimeSystem}. Both implementations are imported, statically: neither loads a
+ * module of its own (each takes its runtime's calls at first use), and this module must not wait on a
+ * top-level `await`. Everything that imports mod.ts would wait with it, and Bun and Deno drop a message
+ * that reaches a Worker while its modules still wait: a user's worker that imports this library and sets
+ * `onmessage` once loaded lost the first message posted to it (examples/edge_pool.ts's `init`, whose
+ * encoder was then never created). tests/module_graph_test.ts keeps the graph free of them.
+ */
+export const system: RuntimeSystem = runtimeName() === "deno" ? denoSystem : nodeSystem;

@@ -1,10 +1,61 @@
-/** {@linkcode RuntimeSystem} over Deno's own calls: no `node:` module, no `process` global. @module */
+/**
+ * {@linkcode RuntimeSystem} over Deno's own calls: no `node:` module, no `process` global. Deno's calls are
+ * typed here by the part of them this file uses ({@linkcode DenoCalls}), so that every runtime's type check
+ * and build takes this file: system.ts imports it statically in every runtime.
+ * @module
+ */
 import type { OpenFile, RuntimeSystem } from "./system.ts";
+
+interface DenoFile {
+  read(view: Uint8Array): Promise<number | null>;
+  seek(offset: number, whence: number): Promise<number>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+interface DenoStdStream {
+  writeSync(bytes: Uint8Array): number;
+  isTerminal(): boolean;
+}
+
+/** The part of Deno's namespace this file calls. */
+interface DenoCalls {
+  open(
+    path: string,
+    options: { read?: boolean; write?: boolean; create?: boolean; truncate?: boolean },
+  ): Promise<
+    DenoFile
+  >;
+  SeekMode: { Start: number };
+  stat(path: string): Promise<{ isFile: boolean; size: number }>;
+  statSync(path: string): unknown;
+  readDirSync(path: string): Iterable<{ name: string }>;
+  readTextFileSync(path: string): string;
+  readLinkSync(path: string): string;
+  realPathSync(path: string): string;
+  env: {
+    get(name: string): string | undefined;
+    has(name: string): boolean;
+    toObject(): Record<string, string>;
+  };
+  build: { os: string; arch: string };
+  args: readonly string[];
+  exitCode: number;
+  exit(code?: number): never;
+  stdout: DenoStdStream;
+  stderr: DenoStdStream;
+  addSignalListener(signal: "SIGINT" | "SIGTERM", listener: () => void): void;
+  removeSignalListener(signal: "SIGINT" | "SIGTERM", listener: () => void): void;
+  unrefTimer(id: number): void;
+}
+
+/** Read at each use: the module itself loads in Bun and Node too, where there is no `Deno`. */
+const deno = () => (globalThis as unknown as { Deno: DenoCalls }).Deno;
 
 const encoder = new TextEncoder();
 
 /** Writes all of `bytes` to a standard stream (a write may take fewer). */
-function writeAll(stream: typeof Deno.stdout, bytes: Uint8Array): void {
+function writeAll(stream: DenoStdStream, bytes: Uint8Array): void {
   for (let done = 0; done < bytes.length;) done += stream.writeSync(bytes.subarray(done));
 }
 
@@ -17,11 +68,11 @@ const ARCHES: Record<string, string> = { x86_64: "x64", aarch64: "arm64" };
  * name's permission alone (`Deno.env.toObject()` would need all of them).
  */
 const environment = new Proxy({} as Record<string, string | undefined>, {
-  get: (_, name) => (typeof name === "string" ? Deno.env.get(name) : undefined),
-  has: (_, name) => typeof name === "string" && Deno.env.has(name),
-  ownKeys: () => Object.keys(Deno.env.toObject()),
+  get: (_, name) => (typeof name === "string" ? deno().env.get(name) : undefined),
+  has: (_, name) => typeof name === "string" && deno().env.has(name),
+  ownKeys: () => Object.keys(deno().env.toObject()),
   getOwnPropertyDescriptor: (_, name) => {
-    const value = typeof name === "string" ? Deno.env.get(name) : undefined;
+    const value = typeof name === "string" ? deno().env.get(name) : undefined;
     return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: true };
   },
 });
@@ -29,7 +80,7 @@ const environment = new Proxy({} as Record<string, string | undefined>, {
 /** Deno's implementation of {@linkcode RuntimeSystem}. */
 export const system: RuntimeSystem = {
   async openFile(path, mode): Promise<OpenFile> {
-    const file = await Deno.open(
+    const file = await deno().open(
       path,
       mode === "read" ? { read: true } : { write: true, create: true, truncate: true },
     );
@@ -40,7 +91,7 @@ export const system: RuntimeSystem = {
       read: async (view) => (await file.read(view)) ?? 0,
       writeAt(bytes, position) {
         const write = queue.then(async () => {
-          await file.seek(position, Deno.SeekMode.Start);
+          await file.seek(position, deno().SeekMode.Start);
           return await file.write(bytes);
         });
         queue = write.catch(() => {});
@@ -54,7 +105,7 @@ export const system: RuntimeSystem = {
   },
   async fileSize(path) {
     try {
-      const s = await Deno.stat(path);
+      const s = await deno().stat(path);
       return s.isFile ? s.size : undefined;
     } catch {
       return undefined;
@@ -62,16 +113,16 @@ export const system: RuntimeSystem = {
   },
   existsSync(path) {
     try {
-      Deno.statSync(path);
+      deno().statSync(path);
       return true;
     } catch {
       return false;
     }
   },
-  readDirSync: (path) => Array.from(Deno.readDirSync(path), (e) => e.name),
-  readTextFileSync: (path) => Deno.readTextFileSync(path),
-  readLinkSync: (path) => Deno.readLinkSync(path),
-  realPathSync: (path) => Deno.realPathSync(path),
+  readDirSync: (path) => Array.from(deno().readDirSync(path), (e) => e.name),
+  readTextFileSync: (path) => deno().readTextFileSync(path),
+  readLinkSync: (path) => deno().readLinkSync(path),
+  realPathSync: (path) => deno().realPathSync(path),
   pathFromUrl(url) {
     const u = new URL(url);
     if (u.protocol !== "file:") throw new TypeError(`Not a file: URL: ${u.href}`);
@@ -87,17 +138,17 @@ export const system: RuntimeSystem = {
     }
   },
   env: () => environment,
-  platform: () => PLATFORMS[Deno.build.os] ?? Deno.build.os,
-  arch: () => ARCHES[Deno.build.arch] ?? Deno.build.arch,
-  args: () => [...Deno.args],
+  platform: () => PLATFORMS[deno().build.os] ?? deno().build.os,
+  arch: () => ARCHES[deno().build.arch] ?? deno().build.arch,
+  args: () => [...deno().args],
   setExitCode(code) {
-    Deno.exitCode = code;
+    deno().exitCode = code;
   },
-  exit: (code) => Deno.exit(code),
-  writeStdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
-  writeStderr: (text) => writeAll(Deno.stderr, encoder.encode(text)),
-  stderrIsTerminal: () => Deno.stderr.isTerminal(),
-  onSignal: (signal, listener) => Deno.addSignalListener(signal, listener),
-  offSignal: (signal, listener) => Deno.removeSignalListener(signal, listener),
-  unrefTimer: (timer) => Deno.unrefTimer(timer as number),
+  exit: (code) => deno().exit(code),
+  writeStdout: (text) => writeAll(deno().stdout, encoder.encode(text)),
+  writeStderr: (text) => writeAll(deno().stderr, encoder.encode(text)),
+  stderrIsTerminal: () => deno().stderr.isTerminal(),
+  onSignal: (signal, listener) => deno().addSignalListener(signal, listener),
+  offSignal: (signal, listener) => deno().removeSignalListener(signal, listener),
+  unrefTimer: (timer) => deno().unrefTimer(timer as number),
 };

@@ -1,11 +1,11 @@
 /**
- * {@linkcode RuntimeSystem} over the `node:` modules, for Bun and Node. Each module but `node:process` is
- * taken at its first use (`process.getBuiltinModule`), so that a run that reads no file (`--help`) does
- * not load `node:fs` and the rest: `node:fs` alone costs Bun 3 MB at start-up. Node before 20.16 has no
- * `getBuiltinModule`: there they are all imported here.
+ * {@linkcode RuntimeSystem} over the `node:` modules, for Bun and Node. Each module is taken at its first use
+ * (`process.getBuiltinModule`), so that a run that reads no file (`--help`) does not load `node:fs` and the
+ * rest (`node:fs` alone costs Bun 3 MB at start-up), and so that this module has no import and no top-level
+ * `await`: system.ts imports it in Deno too, and a module graph with a top-level `await` loses the messages
+ * that reach a user's Worker before its modules have loaded (see system.ts).
  * @module
  */
-import process from "node:process";
 import type { OpenFile, RuntimeSystem } from "./system.ts";
 
 interface Modules {
@@ -16,17 +16,19 @@ interface Modules {
   "node:url": typeof import("node:url");
 }
 
-const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-const imported: Modules | undefined = getBuiltin ? undefined : {
-  "node:fs": await import("node:fs"),
-  "node:fs/promises": await import("node:fs/promises"),
-  "node:module": await import("node:module"),
-  "node:os": await import("node:os"),
-  "node:url": await import("node:url"),
-};
+type Process = typeof import("node:process");
+
+/** Bun's and Node's `process` global, read at each use: there is none in Deno, where this module also loads. */
+const process = () => (globalThis as unknown as { process: Process }).process;
 
 function builtin<K extends keyof Modules>(id: K): Modules[K] {
-  return imported ? imported[id] : getBuiltin!.call(process, id) as Modules[K];
+  const p = process() as Process & { getBuiltinModule?: (id: string) => unknown };
+  if (!p.getBuiltinModule) {
+    throw new Error(
+      `This Node.js (${p.version}) has no process.getBuiltinModule: av1-stream needs Node.js 20.16 or later`,
+    );
+  }
+  return p.getBuiltinModule(id) as Modules[K];
 }
 
 /** Bun's and Node's implementation of {@linkcode RuntimeSystem}. */
@@ -61,26 +63,26 @@ export const system: RuntimeSystem = {
       return undefined;
     }
   },
-  env: () => process.env,
+  env: () => process().env,
   platform: () => builtin("node:os").platform(),
   arch: () => builtin("node:os").arch(),
-  args: () => process.argv.slice(2),
+  args: () => process().argv.slice(2),
   setExitCode(code) {
-    process.exitCode = code;
+    process().exitCode = code;
   },
-  exit: (code) => process.exit(code),
+  exit: (code) => process().exit(code),
   writeStdout(text) {
-    process.stdout.write(text);
+    process().stdout.write(text);
   },
   writeStderr(text) {
-    process.stderr.write(text);
+    process().stderr.write(text);
   },
-  stderrIsTerminal: () => Boolean(process.stderr.isTTY),
+  stderrIsTerminal: () => Boolean(process().stderr.isTTY),
   onSignal(signal, listener) {
-    process.on(signal, listener);
+    process().on(signal, listener);
   },
   offSignal(signal, listener) {
-    process.off(signal, listener);
+    process().off(signal, listener);
   },
   unrefTimer(timer) {
     (timer as { unref?: () => void }).unref?.();
