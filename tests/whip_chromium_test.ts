@@ -105,7 +105,14 @@ function assertLoopback(ep: ChromiumWhipEndpoint, stats: Stat[], seen: Set<strin
     }
   }
   const { pair, local, remote } = inboundVideo(stats);
-  assert.equal(pair?.state, "succeeded");
+  // libwebrtc marks a pair "in-progress" at each check it sends (Connection::Ping), the selected one's
+  // consent checks too, and "succeeded" again at the answer: a report taken between the two reads
+  // "in-progress" (a Node run's sink answered late on the loaded machine). The pair carried the media,
+  // so it had answers.
+  assert.ok(
+    pair?.state === "succeeded" || (pair?.state === "in-progress" && Number(pair.responsesReceived) > 0),
+    `the selected pair: ${pair?.state}, ${pair?.responsesReceived} answers to its checks`,
+  );
   assert.equal(local?.address, "127.0.0.1", "chromium's end of the selected pair");
   assert.equal(remote?.address, "127.0.0.1", "the sink's end of the selected pair");
   const remotes = stats.filter((x) => x.type === "remote-candidate");
