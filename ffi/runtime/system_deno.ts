@@ -13,6 +13,13 @@ interface DenoFile {
   close(): void;
 }
 
+interface DenoOpenOptions {
+  read?: boolean;
+  write?: boolean;
+  create?: boolean;
+  truncate?: boolean;
+}
+
 interface DenoStdStream {
   writeSync(bytes: Uint8Array): number;
   isTerminal(): boolean;
@@ -20,12 +27,7 @@ interface DenoStdStream {
 
 /** The part of Deno's namespace this file calls. */
 interface DenoCalls {
-  open(
-    path: string,
-    options: { read?: boolean; write?: boolean; create?: boolean; truncate?: boolean },
-  ): Promise<
-    DenoFile
-  >;
+  open(path: string, options: DenoOpenOptions): Promise<DenoFile>;
   SeekMode: { Start: number };
   stat(path: string): Promise<{ isFile: boolean; size: number }>;
   statSync(path: string): unknown;
@@ -49,8 +51,8 @@ interface DenoCalls {
   unrefTimer(id: number): void;
 }
 
-/** Read at each use: the module itself loads in Bun and Node too, where there is no `Deno`. */
-const deno = () => (globalThis as unknown as { Deno: DenoCalls }).Deno;
+/** Undefined in Bun and Node, where this module loads too and is never called. */
+const deno = (globalThis as unknown as { Deno: DenoCalls }).Deno;
 
 const encoder = new TextEncoder();
 
@@ -68,11 +70,11 @@ const ARCHES: Record<string, string> = { x86_64: "x64", aarch64: "arm64" };
  * name's permission alone (`Deno.env.toObject()` would need all of them).
  */
 const environment = new Proxy({} as Record<string, string | undefined>, {
-  get: (_, name) => (typeof name === "string" ? deno().env.get(name) : undefined),
-  has: (_, name) => typeof name === "string" && deno().env.has(name),
-  ownKeys: () => Object.keys(deno().env.toObject()),
+  get: (_, name) => (typeof name === "string" ? deno.env.get(name) : undefined),
+  has: (_, name) => typeof name === "string" && deno.env.has(name),
+  ownKeys: () => Object.keys(deno.env.toObject()),
   getOwnPropertyDescriptor: (_, name) => {
-    const value = typeof name === "string" ? deno().env.get(name) : undefined;
+    const value = typeof name === "string" ? deno.env.get(name) : undefined;
     return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: true };
   },
 });
@@ -80,7 +82,7 @@ const environment = new Proxy({} as Record<string, string | undefined>, {
 /** Deno's implementation of {@linkcode RuntimeSystem}. */
 export const system: RuntimeSystem = {
   async openFile(path, mode): Promise<OpenFile> {
-    const file = await deno().open(
+    const file = await deno.open(
       path,
       mode === "read" ? { read: true } : { write: true, create: true, truncate: true },
     );
@@ -91,7 +93,7 @@ export const system: RuntimeSystem = {
       read: async (view) => (await file.read(view)) ?? 0,
       writeAt(bytes, position) {
         const write = queue.then(async () => {
-          await file.seek(position, deno().SeekMode.Start);
+          await file.seek(position, deno.SeekMode.Start);
           return await file.write(bytes);
         });
         queue = write.catch(() => {});
@@ -105,7 +107,7 @@ export const system: RuntimeSystem = {
   },
   async fileSize(path) {
     try {
-      const s = await deno().stat(path);
+      const s = await deno.stat(path);
       return s.isFile ? s.size : undefined;
     } catch {
       return undefined;
@@ -113,16 +115,16 @@ export const system: RuntimeSystem = {
   },
   existsSync(path) {
     try {
-      deno().statSync(path);
+      deno.statSync(path);
       return true;
     } catch {
       return false;
     }
   },
-  readDirSync: (path) => Array.from(deno().readDirSync(path), (e) => e.name),
-  readTextFileSync: (path) => deno().readTextFileSync(path),
-  readLinkSync: (path) => deno().readLinkSync(path),
-  realPathSync: (path) => deno().realPathSync(path),
+  readDirSync: (path) => Array.from(deno.readDirSync(path), (e) => e.name),
+  readTextFileSync: (path) => deno.readTextFileSync(path),
+  readLinkSync: (path) => deno.readLinkSync(path),
+  realPathSync: (path) => deno.realPathSync(path),
   pathFromUrl(url) {
     const u = new URL(url);
     if (u.protocol !== "file:") throw new TypeError(`Not a file: URL: ${u.href}`);
@@ -138,17 +140,17 @@ export const system: RuntimeSystem = {
     }
   },
   env: () => environment,
-  platform: () => PLATFORMS[deno().build.os] ?? deno().build.os,
-  arch: () => ARCHES[deno().build.arch] ?? deno().build.arch,
-  args: () => [...deno().args],
+  platform: () => PLATFORMS[deno.build.os] ?? deno.build.os,
+  arch: () => ARCHES[deno.build.arch] ?? deno.build.arch,
+  args: () => [...deno.args],
   setExitCode(code) {
-    deno().exitCode = code;
+    deno.exitCode = code;
   },
-  exit: (code) => deno().exit(code),
-  writeStdout: (text) => writeAll(deno().stdout, encoder.encode(text)),
-  writeStderr: (text) => writeAll(deno().stderr, encoder.encode(text)),
-  stderrIsTerminal: () => deno().stderr.isTerminal(),
-  onSignal: (signal, listener) => deno().addSignalListener(signal, listener),
-  offSignal: (signal, listener) => deno().removeSignalListener(signal, listener),
-  unrefTimer: (timer) => deno().unrefTimer(timer as number),
+  exit: (code) => deno.exit(code),
+  writeStdout: (text) => writeAll(deno.stdout, encoder.encode(text)),
+  writeStderr: (text) => writeAll(deno.stderr, encoder.encode(text)),
+  stderrIsTerminal: () => deno.stderr.isTerminal(),
+  onSignal: (signal, listener) => deno.addSignalListener(signal, listener),
+  offSignal: (signal, listener) => deno.removeSignalListener(signal, listener),
+  unrefTimer: (timer) => deno.unrefTimer(timer as number),
 };
