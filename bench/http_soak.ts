@@ -1,6 +1,7 @@
 /**
  * Runs bench/http_load.ts `--runs` times in a row in this runtime and counts the runs whose service died
- * (a crash shows as failed requests and a non-zero exit) or that leaked encoders or busy threads.
+ * (a crash shows as failed requests and a non-zero exit), that leaked encoders or busy threads, or that
+ * answered a 503 without a Retry-After.
  *
  * Usage: bun bench/http_soak.ts [--runs 10] [--concurrency 8] [--requests 2000] [--max-concurrent N]
  *        deno run -A bench/http_soak.ts ...
