@@ -12,7 +12,8 @@
  * Per target: requests/s (over the time spent on that target), first-byte p50/p99 (from the request to
  * the first chunk of the response body), CPU ms per request (the target's process and the children it
  * waited for, from /proc), the service's RSS after 200 requests and after all (`GET /stats`, after the
- * encodes closed), and the encoder threads at the end.
+ * encodes closed), and the encoder threads at the end. With one target (bench/http_soak.ts) the RSS is also
+ * sampled at rest after every turn from request 200 on: the series and its band against the sample at 200.
  *
  * Usage: deno run -A bench/http_load.ts [--targets ours-deno,ours-bun,ffmpeg-deno,ffmpeg-bun]
  *          [--concurrency 4] [--requests 2000] [--block 100] [--frames 20] [--size 160x120]
@@ -112,6 +113,8 @@ interface Target {
   /** The service's stats at rest after 200 requests, and after all of them. */
   at200?: Stats;
   end?: Stats;
+  /** RSS at rest after every turn from request 200 on (one target: every turn is then sampled). */
+  rssSeries: number[];
   samePackets?: boolean;
   /** Memory snapshots asked for (`--memory-probe`). */
   probes?: number;
@@ -146,6 +149,7 @@ async function startTarget(name: string): Promise<Target> {
     base: `http://127.0.0.1:${port}`,
     child,
     firstByte: [],
+    rssSeries: [],
     total: [],
     done: 0,
     busy: 0,
@@ -251,11 +255,19 @@ async function runBlock(t: Target, count: number): Promise<void> {
   t.seconds += (performance.now() - t0) / 1000;
   t.cpuTicks += cpuTicks(t) - cpu0;
   const first = t.at200 === undefined && t.done >= 200;
-  if (first) t.at200 = await settled(t);
-  // Sampled as the target's last turn ends, before it idles through the others' turns.
-  if (t.done >= requests) t.end = await settled(t);
-  // With --memory-probe every turn after that ends with a snapshot too.
-  else if (memoryProbe && !first && t.done > 200) await settled(t);
+  if (first) {
+    t.at200 = await settled(t);
+    t.rssSeries.push(t.at200.rss);
+  }
+  if (t.done >= requests) {
+    // Sampled as the target's last turn ends, before it idles through the others' turns.
+    t.end = await settled(t);
+    t.rssSeries.push(t.end.rss);
+  } else if ((memoryProbe || targetNames.length === 1) && !first && t.done > 200) {
+    // With one target (a soak) or --memory-probe every turn after that ends at rest too, so that the
+    // series says whether the resident set trends or only moves about.
+    t.rssSeries.push((await settled(t)).rss);
+  }
   if (t.done !== goal) throw new Error(`${t.name}: ${t.done} done, expected ${goal}`);
 }
 
@@ -330,6 +342,12 @@ const ffmpegVersion =
   execFileSync("ffmpeg", ["-hide_banner", "-version"], { encoding: "utf8" }).split("\n")[0]
     .split(" ")[2];
 const svt = await locateSvtAv1({});
+/** The lowest and highest RSS at rest from request 200 on, against the sample at 200, in %. */
+const band = (t: Target) => {
+  if (!t.at200 || t.rssSeries.length < 2) return "-";
+  const dev = t.rssSeries.map((r) => (r / t.at200!.rss - 1) * 100);
+  return `${Math.min(...dev).toFixed(1)} … +${Math.max(...dev).toFixed(1)}`;
+};
 const rows = targets.map((t) => {
   const growth = t.at200 && t.end ? ((t.end.rss / t.at200.rss - 1) * 100).toFixed(1) : "-";
   const js = (s: Stats | undefined) => s?.heapUsed === undefined ? "-" : mb(s.heapUsed + (s.external ?? 0));
@@ -345,6 +363,8 @@ const rows = targets.map((t) => {
     "RSS after 200 MB": mb(t.at200?.rss),
     [`RSS after ${requests} MB`]: mb(t.end?.rss),
     "RSS growth %": growth,
+    "RSS band from 200 %": band(t),
+    "RSS at rest per turn MB": t.rssSeries.map((r) => mb(r)).join(" "),
     "JS heap and external MB after 200 / at the end": `${js(t.at200)} / ${js(t.end)}`,
     "encoder threads alive after 200 / at the end": `${t.at200?.threads?.threads ?? "-"} / ${
       t.end?.threads?.threads ?? "-"

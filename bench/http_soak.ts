@@ -1,7 +1,9 @@
 /**
  * Runs bench/http_load.ts `--runs` times in a row in this runtime and counts the runs whose service died
  * (a crash shows as failed requests and a non-zero exit), that leaked encoders or busy threads, or that
- * answered a 503 without a Retry-After.
+ * answered a 503 without a Retry-After. Each run's line also gives the service's RSS at rest after every
+ * turn of 100 requests from request 200 on, and the band of that series against the sample at 200 (the
+ * target is ± 10 %); the last line counts the runs inside it.
  *
  * Usage: bun bench/http_soak.ts [--runs 10] [--concurrency 8] [--requests 2000] [--max-concurrent N]
  *        deno run -A bench/http_soak.ts ...
@@ -22,6 +24,7 @@ const maxConcurrent = option("max-concurrent", "");
 const isDeno = "Deno" in globalThis;
 const script = new URL("./http_load.ts", import.meta.url).pathname;
 let bad = 0;
+let flat = 0;
 for (let i = 1; i <= runs; i++) {
   const args = [
     ...(isDeno ? ["run", "-A"] : []),
@@ -40,6 +43,8 @@ for (let i = 1; i <= runs; i++) {
   const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0"
     && field("503s without Retry-After") === "0";
   if (!ok) bad++;
+  const [low, high] = field("RSS band from 200 %").split(" … ").map(Number);
+  if (Math.abs(low) <= 10 && Math.abs(high) <= 10) flat++;
   console.log(
     `run ${i}: ${ok ? "ok" : "FAILED"} exit=${r.status ?? r.signal} requests/s=${field("requests/s")} `
       + `p99=${field("first byte p99 ms")} rss200=${field("RSS after 200 MB")} `
@@ -47,10 +52,12 @@ for (let i = 1; i <= runs; i++) {
         field("JS heap and external MB after 200 / at the end")
       } alive=${field("encoder threads alive after 200 / at the end")} threads=${
         field("encoder threads \\(busy at the end / started / lost\\)")
-      } 503s=${field("503s")}/${field("503s without Retry-After")} failed=${field("failed")} load=${
+      } band=${field("RSS band from 200 %")}% series=${field("RSS at rest per turn MB")} 503s=${
+        field("503s")
+      }/${field("503s without Retry-After")} failed=${field("failed")} load=${
         out.match(/load average ([\d. ]+)/)?.[1]?.trim() ?? "?"
       }`,
   );
 }
-console.log(`${runs - bad} of ${runs} runs clean`);
+console.log(`${runs - bad} of ${runs} runs clean; RSS within ± 10 % of request 200's in ${flat} of ${runs}`);
 process.exit(bad === 0 ? 0 : 1);
