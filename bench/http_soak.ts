@@ -42,7 +42,12 @@ for (let i = 1; i <= runs; i++) {
   const field = (name: string) => out.match(new RegExp(`${name}\\s*│\\s*"?([^"│]+?)"?\\s*│`))?.[1] ?? "?";
   const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0"
     && field("503s without Retry-After") === "0";
-  if (!ok) bad++;
+  if (!ok) {
+    bad++;
+    // What the run printed last says why: the service's error, the client's, or a crash.
+    const tail = out.trim().split("\n").slice(-40).join("\n");
+    console.log(`run ${i} ended ${r.error ? `with ${r.error.message}` : "badly"}; its last lines:\n${tail}`);
+  }
   const [low, high] = field("RSS band from 200 %").split(" … ").map(Number);
   if (Math.abs(low) <= 10 && Math.abs(high) <= 10) flat++;
   console.log(
