@@ -42,12 +42,7 @@ for (let i = 1; i <= runs; i++) {
   const field = (name: string) => out.match(new RegExp(`${name}\\s*│\\s*"?([^"│]+?)"?\\s*│`))?.[1] ?? "?";
   const ok = r.status === 0 && !panicked && field("live encoders at the end") === "0"
     && field("503s without Retry-After") === "0";
-  if (!ok) {
-    bad++;
-    // What the run printed last says why: the service's error, the client's, or a crash.
-    const tail = out.trim().split("\n").slice(-40).join("\n");
-    console.log(`run ${i} ended ${r.error ? `with ${r.error.message}` : "badly"}; its last lines:\n${tail}`);
-  }
+  if (!ok) bad++;
   const [low, high] = field("RSS band from 200 %").split(" … ").map(Number);
   if (Math.abs(low) <= 10 && Math.abs(high) <= 10) flat++;
   console.log(
@@ -63,6 +58,11 @@ for (let i = 1; i <= runs; i++) {
         out.match(/load average ([\d. ]+)/)?.[1]?.trim() ?? "?"
       }`,
   );
+  if (!ok) {
+    // What the run printed last says why: the service's error, the client's, or a crash.
+    const tail = out.trim().split("\n").slice(-40).join("\n");
+    console.log(`run ${i} ended ${r.error ? `with ${r.error.message}` : "badly"}; its last lines:\n${tail}`);
+  }
 }
 console.log(`${runs - bad} of ${runs} runs clean; RSS within ± 10 % of request 200's in ${flat} of ${runs}`);
 process.exit(bad === 0 ? 0 : 1);
